@@ -1,0 +1,5 @@
+"""Allow ``python -m otaseal``."""
+
+from otaseal.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,386 @@
+"""Signed metadata as small frozen values: Root, Role, ChannelManifest, Release.
+
+``from_payload`` parses bytes that DSSE has already verified; ``to_payload`` makes the exact bytes
+that get signed. Parsing is strict about types and ranges so that a signed but malformed document
+is refused with a clear message rather than half-understood.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from otaseal.crypto import PublicKey
+from otaseal.errors import InputError, MalformedMetadataError, WrongTargetError
+
+SPEC_VERSION = "1.0"
+SPEC_MAJOR = 1
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+SHA256_RE = re.compile(r"[0-9a-f]{64}")
+FULL_ROLLOUT = 10_000  # basis points
+MAX_RELEASES = 5
+
+
+def check_name(value: str, what: str) -> str:
+    """Validate an app id or channel name: ``[a-z0-9][a-z0-9._-]{0,62}``."""
+    if not NAME_RE.fullmatch(value):
+        raise InputError(
+            f"{what} {value!r} is not allowed",
+            expected=f"a {what} matching [a-z0-9][a-z0-9._-]{{0,62}}, e.g. com.example.app or beta",
+            fix=f"use lowercase letters, digits, '.', '_' and '-' in the {what}",
+        )
+    return value
+
+
+def channel_role(channel: str) -> str:
+    """Name of the role that signs ``channel``'s manifest."""
+    return f"channel:{channel}"
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 UTC with a ``Z``, second precision."""
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp; naive values are refused."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError("timestamp without a time zone")
+    return moment.astimezone(UTC)
+
+
+class _Reader:
+    """Typed access to a JSON object with errors that name the field."""
+
+    def __init__(self, doc: object, where: str) -> None:
+        if not isinstance(doc, dict):
+            raise self._bad(where, "an object")
+        self.doc: dict[str, Any] = doc
+        self.where = where
+
+    @staticmethod
+    def _bad(where: str, expected: str) -> MalformedMetadataError:
+        return MalformedMetadataError(
+            f"signed metadata has an invalid {where}",
+            expected=expected,
+            fix="the publisher wrote an invalid document; republish with a current otaseal",
+        )
+
+    def get(self, name: str, kind: type, *, optional: bool = False) -> Any:  # noqa: ANN401 - JSON edge
+        value = self.doc.get(name)
+        if value is None and optional:
+            return None
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if not ok:
+            raise self._bad(f"{self.where}.{name}", f"{kind.__name__}")
+        return value
+
+    def nat(self, name: str, *, optional: bool = False) -> int | None:
+        value = self.get(name, int, optional=optional)
+        if value is not None and value < 0:
+            raise self._bad(f"{self.where}.{name}", "a non-negative integer")
+        return value  # type: ignore[no-any-return]
+
+    def int_(self, name: str) -> int:
+        value = self.nat(name)
+        assert value is not None  # noqa: S101 - not optional
+        return value
+
+    def time(self, name: str) -> datetime:
+        try:
+            return parse_time(self.get(name, str))
+        except ValueError:
+            raise self._bad(f"{self.where}.{name}", "an RFC 3339 time such as 2026-01-31T12:00:00Z")\
+                from None
+
+    def digest(self, name: str) -> str:
+        value = self.get(name, str)
+        if not SHA256_RE.fullmatch(value):
+            raise self._bad(f"{self.where}.{name}", "64 lowercase hex digits")
+        return value  # type: ignore[no-any-return]
+
+    def sub(self, name: str) -> _Reader:
+        return _Reader(self.doc.get(name), f"{self.where}.{name}")
+
+
+def _check_header(r: _Reader, kind: str, app: str | None) -> None:
+    if r.get("_type", str) != kind:
+        raise WrongTargetError(f"the document is a {r.doc.get('_type')!r}", expected=repr(kind))
+    spec = r.get("spec_version", str)
+    if spec.split(".", 1)[0] != str(SPEC_MAJOR):
+        raise WrongTargetError(
+            f"the document uses spec version {spec}",
+            expected=f"spec major version {SPEC_MAJOR}",
+            fix="update the device client before it can read this channel",
+        )
+    if app is not None and r.get("app", str) != app:
+        raise WrongTargetError(
+            f"the {kind} metadata is for app {r.doc.get('app')!r}",
+            expected=repr(app),
+            fix="check the app id and store path the device uses",
+        )
+
+
+def _dump(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    """Key ids allowed to sign for a role, and how many must."""
+
+    keyids: tuple[str, ...]
+    threshold: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    """The trust anchor: the keys and thresholds of ``root`` and of each channel role."""
+
+    app: str
+    version: int
+    issued: datetime
+    expires: datetime
+    keys: dict[str, PublicKey]
+    roles: dict[str, Role]
+    spec_version: str = SPEC_VERSION
+
+    def role(self, name: str) -> Role:
+        """The role ``name``; a missing role is an unsigned-metadata situation for callers."""
+        found = self.roles.get(name)
+        if found is None:
+            raise WrongTargetError(
+                f"root.json has no role {name!r}",
+                expected="one of " + ", ".join(sorted(self.roles)),
+                fix="add the channel to otaseal.yml and re-sign root, or pick a listed channel",
+            )
+        return found
+
+    def channels(self) -> list[str]:
+        """Channel names the root has roles for."""
+        return sorted(r.removeprefix("channel:") for r in self.roles if r.startswith("channel:"))
+
+    def to_payload(self) -> bytes:
+        """The exact bytes to sign."""
+        return _dump({
+            "_type": "root",
+            "spec_version": self.spec_version,
+            "app": self.app,
+            "version": self.version,
+            "issued": format_time(self.issued),
+            "expires": format_time(self.expires),
+            "keys": {
+                k: {"algorithm": v.algorithm, "public": base64.b64encode(v.der).decode()}
+                for k, v in sorted(self.keys.items())
+            },
+            "roles": {
+                name: {"keyids": sorted(role.keyids), "threshold": role.threshold}
+                for name, role in sorted(self.roles.items())
+            },
+        })
+
+    @classmethod
+    def from_payload(cls, data: bytes, *, app: str | None = None) -> Root:
+        """Parse verified payload bytes."""
+        r = _Reader(_load(data), "root")
+        _check_header(r, "root", app)
+        keys: dict[str, PublicKey] = {}
+        for keyid, entry in r.get("keys", dict).items():
+            e = _Reader(entry, f"root.keys.{keyid[:12]}")
+            try:
+                der = base64.b64decode(e.get("public", str), validate=True)
+            except binascii.Error:
+                raise _Reader._bad("root key", "base64 DER") from None  # noqa: SLF001
+            key = PublicKey(e.get("algorithm", str), der)
+            if key.keyid != keyid:
+                raise _Reader._bad(f"key id {keyid[:12]}", "SHA-256 of the key's DER SPKI")  # noqa: SLF001
+            keys[keyid] = key
+        roles: dict[str, Role] = {}
+        for name, entry in r.get("roles", dict).items():
+            e = _Reader(entry, f"root.roles.{name}")
+            ids = e.get("keyids", list)
+            if not all(isinstance(i, str) for i in ids) or len(set(ids)) != len(ids):
+                raise _Reader._bad(f"root.roles.{name}.keyids", "distinct key id strings")  # noqa: SLF001
+            threshold = e.int_("threshold")
+            if not 1 <= threshold <= len(ids):
+                raise _Reader._bad(f"root.roles.{name}.threshold", "1 ≤ threshold ≤ keys")  # noqa: SLF001
+            roles[name] = Role(tuple(ids), threshold)
+        if "root" not in roles:
+            raise _Reader._bad("root.roles", "a 'root' role")  # noqa: SLF001
+        return cls(
+            app=r.get("app", str), version=r.int_("version"), issued=r.time("issued"),
+            expires=r.time("expires"), keys=keys, roles=roles,
+            spec_version=r.get("spec_version", str),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """One sealed bundle and how a channel serves it."""
+
+    label: str
+    counter: int
+    sha256: str
+    length: int
+    plaintext_sha256: str
+    plaintext_length: int
+    files: int
+    unpacked_size: int
+    published: datetime
+    native_min: int | None = None
+    native_max: int | None = None
+    rollout_bp: int = FULL_ROLLOUT
+    rollout_salt: str = ""
+    paused: bool = False
+    commit: str | None = None
+    pr: int | None = None
+
+    @property
+    def short(self) -> str:
+        """Label and short digest for people."""
+        return f"{self.label} ({self.sha256[:12]})"
+
+    def is_native_compatible(self, native: int | None) -> bool:
+        """Whether a device on native build ``native`` may run this release."""
+        if native is None:
+            return True
+        low_ok = self.native_min is None or native >= self.native_min
+        high_ok = self.native_max is None or native <= self.native_max
+        return low_ok and high_ok
+
+    def with_rollout(self, basis_points: int, *, paused: bool = False) -> Release:
+        """Same release, another rollout."""
+        return replace(self, rollout_bp=basis_points, paused=paused)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form inside a channel manifest."""
+        return {
+            "label": self.label,
+            "counter": self.counter,
+            "bundle": {"sha256": self.sha256, "length": self.length},
+            "plaintext": {"sha256": self.plaintext_sha256, "length": self.plaintext_length},
+            "content": {"files": self.files, "size": self.unpacked_size},
+            "native": {"min": self.native_min, "max": self.native_max},
+            "rollout": {"basis_points": self.rollout_bp, "salt": self.rollout_salt,
+                        "paused": self.paused},
+            "source": {"commit": self.commit, "pr": self.pr},
+            "published": format_time(self.published),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: object, where: str) -> Release:
+        """Parse one release entry."""
+        r = _Reader(doc, where)
+        bundle, plain, content = r.sub("bundle"), r.sub("plaintext"), r.sub("content")
+        native, rollout, source = r.sub("native"), r.sub("rollout"), r.sub("source")
+        bp = rollout.int_("basis_points")
+        if bp > FULL_ROLLOUT:
+            raise _Reader._bad(f"{where}.rollout.basis_points", "0..10000")  # noqa: SLF001
+        return cls(
+            label=r.get("label", str), counter=r.int_("counter"),
+            sha256=bundle.digest("sha256"), length=bundle.int_("length"),
+            plaintext_sha256=plain.digest("sha256"), plaintext_length=plain.int_("length"),
+            files=content.int_("files"), unpacked_size=content.int_("size"),
+            published=r.time("published"),
+            native_min=native.nat("min", optional=True), native_max=native.nat("max", optional=True),
+            rollout_bp=bp, rollout_salt=rollout.get("salt", str),
+            paused=rollout.get("paused", bool),
+            commit=source.get("commit", str, optional=True), pr=source.nat("pr", optional=True),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelManifest:
+    """What a channel serves: the single source of truth, signed by the channel's role."""
+
+    app: str
+    channel: str
+    version: int
+    issued: datetime
+    expires: datetime
+    releases: tuple[Release, ...] = ()
+    security_floor: int = 0
+    builtin: bool = False
+    event: str = ""
+    spec_version: str = SPEC_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def current(self) -> Release | None:
+        """The preferred (first) release, or None for an empty or builtin channel."""
+        return None if self.builtin or not self.releases else self.releases[0]
+
+    def find(self, ref: str) -> Release | None:
+        """A release by label, full digest, or unique digest prefix (≥ 8 hex)."""
+        for release in self.releases:
+            if ref in (release.label, release.sha256):
+                return release
+        if len(ref) >= 8:  # noqa: PLR2004 - shortest digest prefix people may type
+            hits = [r for r in self.releases if r.sha256.startswith(ref)]
+            if len(hits) == 1:
+                return hits[0]
+        return None
+
+    def to_payload(self) -> bytes:
+        """The exact bytes to sign."""
+        return _dump({
+            **self.extra,
+            "_type": "channel",
+            "spec_version": self.spec_version,
+            "app": self.app,
+            "channel": self.channel,
+            "version": self.version,
+            "issued": format_time(self.issued),
+            "expires": format_time(self.expires),
+            "security_floor": self.security_floor,
+            "target": "builtin" if self.builtin else "release",
+            "event": self.event,
+            "releases": [r.to_dict() for r in self.releases],
+        })
+
+    @classmethod
+    def from_payload(cls, data: bytes, *, app: str | None = None,
+                     channel: str | None = None) -> ChannelManifest:
+        """Parse verified payload bytes, checking app, channel and spec major."""
+        r = _Reader(_load(data), "manifest")
+        _check_header(r, "channel", app)
+        if channel is not None and r.get("channel", str) != channel:
+            raise WrongTargetError(
+                f"the manifest is for channel {r.doc.get('channel')!r}",
+                expected=repr(channel),
+                fix="the store served another channel's manifest; check the store and channel",
+            )
+        target = r.get("target", str)
+        if target not in ("release", "builtin"):
+            raise _Reader._bad("manifest.target", "'release' or 'builtin'")  # noqa: SLF001
+        entries = r.get("releases", list)
+        if len(entries) > MAX_RELEASES:
+            raise _Reader._bad("manifest.releases", f"at most {MAX_RELEASES} releases")  # noqa: SLF001
+        known = {"_type", "spec_version", "app", "channel", "version", "issued", "expires",
+                 "security_floor", "target", "releases", "event"}
+        return cls(
+            app=r.get("app", str), channel=r.get("channel", str), version=r.int_("version"),
+            issued=r.time("issued"), expires=r.time("expires"),
+            releases=tuple(Release.from_dict(e, f"releases[{i}]") for i, e in enumerate(entries)),
+            security_floor=r.int_("security_floor"), builtin=target == "builtin",
+            event=r.get("event", str, optional=True) or "",
+            spec_version=r.get("spec_version", str),
+            extra={k: v for k, v in r.doc.items() if k not in known},
+        )
+
+
+def _load(data: bytes) -> object:
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedMetadataError(
+            "signed metadata is not valid JSON",
+            expected="a UTF-8 JSON object",
+            fix="the publisher wrote an invalid document; republish",
+        ) from None
