@@ -1,0 +1,1 @@
+"""The GitHub Action adapter: the runner protocol, and the entrypoint built on it."""

@@ -1,0 +1,397 @@
+"""The ``otaseal`` command line: argument parsing and the one place errors become exit codes.
+
+Heavy modules (archive, sealing, boto3) are imported inside the commands that need them, so
+``otaseal --version`` and ``--help`` start fast. With ``--json`` a command prints exactly one
+JSON object on stdout; messages go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, TextIO
+
+from otaseal import __version__
+from otaseal.errors import Error, InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from otaseal.operations import Change, Project
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes become ``InputError`` so they print like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        raise InputError(f"{self.prog}: {message}", fix=f"see `{self.prog} --help`")
+
+
+@dataclass
+class Output:
+    """Where a command reports: JSON on stdout, or lines for people."""
+
+    json_mode: bool
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+
+    def notice(self, text: str) -> None:
+        """A message for people: stderr in JSON mode, stdout otherwise."""
+        print(text, file=self.err if self.json_mode else self.out)
+
+    def result(self, doc: dict[str, object], lines: Sequence[str]) -> None:
+        """The command's one result."""
+        if self.json_mode:
+            print(json.dumps(doc, sort_keys=True), file=self.out)
+        else:
+            for line in lines:
+                print(line, file=self.out)
+
+
+def _project(args: argparse.Namespace) -> Project:
+    from otaseal.config import find_config, load_config  # noqa: PLC0415
+    from otaseal.operations import Project, open_store  # noqa: PLC0415
+
+    config = load_config(find_config(args.config))
+    store = args.store or config.store
+    return Project(config, open_store(store, s3_endpoint=args.s3_endpoint or config.s3_endpoint))
+
+
+def _percent(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise InputError(f"rollout {text!r} is not a number",
+                         expected="a percentage from 0 to 100") from None
+
+
+# --- commands ----------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace, out: Output) -> int:
+    """Create a project."""
+    from otaseal.operations import now_utc  # noqa: PLC0415
+    from otaseal.project import init_project  # noqa: PLC0415
+
+    result = init_project(args.app, Path(args.dir), now=now_utc(), algorithm=args.algorithm)
+    doc: dict[str, object] = {
+        "config": str(result.config), "root": str(result.root), "store": str(result.store),
+        "keys": {k: str(v) for k, v in result.keys.items()},
+        "decryption_key": str(result.decryption_key),
+    }
+    out.result(doc, [
+        f"created {result.config}", f"  root       {result.root} (version 1)",
+        f"  store      {result.store}",
+        *(f"  key        {role}: {path} (0600)" for role, path in result.keys.items()),
+        f"  decryption {result.decryption_key} (0600; ships inside the app)",
+        "Private keys were written 0600 and are never printed. Keep keys/ out of git.",
+    ])
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace, out: Output) -> int:
+    """Make one key."""
+    from otaseal.project import keygen  # noqa: PLC0415
+
+    result = keygen(args.kind, Path(args.out), algorithm=args.algorithm)
+    out.result(
+        {"kind": result.kind, "private_key": str(result.private_key),
+         "public_key": str(result.public_key), "keyid": result.keyid,
+         "algorithm": result.algorithm},
+        [f"{result.kind} key ({result.algorithm}) written to {result.private_key} (0600)",
+         f"public key {result.public_key}", f"key id {result.keyid}"],
+    )
+    return 0
+
+
+def _change_doc(change: Change) -> dict[str, object]:
+    from otaseal.operations import release_dict  # noqa: PLC0415
+
+    manifest = change.manifest
+    return {
+        "channel": change.channel, "manifest_version": manifest.version,
+        "noop": change.noop, "event": manifest.event, "builtin": manifest.builtin,
+        "release": release_dict(manifest.current),
+        "previous": release_dict(change.previous),
+        "expires": manifest.expires.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def _change_lines(change: Change) -> list[str]:
+    manifest, current = change.manifest, change.manifest.current
+    what = ("the app's builtin build" if manifest.builtin
+            else f"{current.short} at {current.rollout_bp / 100:g} %"
+            + (" (paused)" if current.paused else "") if current else "nothing")
+    verb = "unchanged" if change.noop else f"v{manifest.version} ({manifest.event})"
+    return [f"{change.channel}: {verb}: serves {what}"]
+
+
+def cmd_publish(args: argparse.Namespace, out: Output) -> int:
+    """Seal and publish a build."""
+    from otaseal.operations import publish  # noqa: PLC0415
+
+    project = _project(args)
+    result = publish(
+        project, Path(args.build_dir), channel=args.channel, label=args.label,
+        rollout=args.rollout, native_min=args.native_min, native_max=args.native_max,
+        commit=args.commit, pr=args.pr, allow=args.allow_file or (), notice=out.notice,
+    )
+    release = result.release
+    doc = _change_doc(result.change) | {
+        "label": release.label, "release_counter": release.counter,
+        "bundle_sha256": release.sha256, "bundle_size": release.length,
+        "plaintext_size": release.plaintext_length, "files": release.files,
+        "unpacked_size": release.unpacked_size, "store": result.store,
+        "warnings": list(result.warnings),
+    }
+    lines = _change_lines(result.change)
+    if not result.noop:
+        lines.append(f"  {release.files} files, {release.unpacked_size} bytes → sealed bundle "
+                     f"{release.length} bytes, sha256 {release.sha256}")
+    out.result(doc, lines)
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace, out: Output) -> int:
+    """Promote a release to another channel."""
+    from otaseal.operations import promote  # noqa: PLC0415
+
+    change = promote(_project(args), source=args.source, target=args.target, ref=args.release,
+                     rollout=args.rollout)
+    out.result(_change_doc(change), _change_lines(change))
+    return 0
+
+
+def cmd_rollout(args: argparse.Namespace, out: Output) -> int:
+    """Change a rollout."""
+    from otaseal.operations import set_rollout  # noqa: PLC0415
+
+    change = set_rollout(_project(args), channel=args.channel, percent=args.percent,
+                         pause=args.pause, resume=args.resume)
+    out.result(_change_doc(change), _change_lines(change))
+    return 0
+
+
+def cmd_revert(args: argparse.Namespace, out: Output) -> int:
+    """Revert a channel."""
+    from otaseal.operations import revert  # noqa: PLC0415
+
+    change = revert(_project(args), channel=args.channel, to=args.to)
+    out.result(_change_doc(change), _change_lines(change))
+    return 0
+
+
+def cmd_resign(args: argparse.Namespace, out: Output) -> int:
+    """Refresh a channel's expiry."""
+    from otaseal.operations import resign  # noqa: PLC0415
+
+    change = resign(_project(args), channel=args.channel)
+    out.result(_change_doc(change), _change_lines(change))
+    return 0
+
+
+def cmd_history(args: argparse.Namespace, out: Output) -> int:
+    """List a channel's manifests."""
+    from otaseal.operations import history, release_dict  # noqa: PLC0415
+
+    manifests = history(_project(args), args.channel)
+    entries = [{"version": m.version, "issued": m.issued.isoformat().replace("+00:00", "Z"),
+                "event": m.event, "builtin": m.builtin, "release": release_dict(m.current)}
+               for m in manifests]
+    lines = [f"v{m.version}  {m.issued:%Y-%m-%d %H:%M}  {m.event:<32} "
+             + ("builtin" if m.builtin else
+                f"{m.current.short} {m.current.rollout_bp / 100:g} %" if m.current else "-")
+             for m in manifests] or [f"{args.channel}: no manifests yet"]
+    out.result({"channel": args.channel, "history": entries}, lines)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, out: Output) -> int:
+    """Show every channel."""
+    from otaseal.operations import release_dict, status  # noqa: PLC0415
+
+    project = _project(args)
+    rows = status(project)
+    channels: dict[str, object] = {}
+    lines = [f"{project.app} in {project.store.describe()}"]
+    for row in rows:
+        m = row.manifest
+        channels[row.channel] = {
+            "error": row.error,
+            "manifest_version": m.version if m else None,
+            "expires": m.expires.isoformat().replace("+00:00", "Z") if m else None,
+            "builtin": m.builtin if m else False,
+            "current": release_dict(m.current) if m else None,
+            "releases": [release_dict(r) for r in m.releases] if m else [],
+        }
+        if row.error:
+            lines.append(f"  {row.channel:<12} ERROR {row.error}")
+        elif m is None:
+            lines.append(f"  {row.channel:<12} (empty)")
+        else:
+            cur = m.current
+            serving = ("builtin" if m.builtin else
+                       f"{cur.short} {cur.rollout_bp / 100:g} %"
+                       + (" paused" if cur.paused else "") if cur else "-")
+            lines.append(f"  {row.channel:<12} v{m.version}  {serving}  expires {m.expires:%F}")
+    out.result({"app": project.app, "store": project.store.describe(), "channels": channels},
+               lines)
+    return 0 if all(r.error is None for r in rows) else 3
+
+
+def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
+    """Act as a device: verify and install the channel's release."""
+    from otaseal.client import check_for_update  # noqa: PLC0415
+    from otaseal.model import check_name, parse_time  # noqa: PLC0415
+    from otaseal.operations import now_utc, open_store  # noqa: PLC0415
+    from otaseal.secrets import resolve_decryption_key  # noqa: PLC0415
+    from otaseal.store import Fetcher  # noqa: PLC0415
+
+    check_name(args.app, "app id")
+    check_name(args.channel, "channel name")
+    if bool(args.store) == bool(args.base_url):
+        raise InputError("fetch needs exactly one of --store or --base-url")
+    fetcher: Fetcher
+    if args.base_url:
+        from otaseal.store.http import HttpFetcher  # noqa: PLC0415
+
+        fetcher = HttpFetcher(args.base_url)
+    else:
+        fetcher = open_store(args.store, s3_endpoint=args.s3_endpoint)
+    try:
+        now = parse_time(args.now) if args.now else now_utc()
+    except ValueError:
+        raise InputError(f"--now {args.now!r} is not an ISO 8601 time with a zone",
+                         expected="e.g. 2026-11-23T12:00:00Z") from None
+    key_ref = args.decryption_key
+    if ":" not in key_ref.split("/", 1)[0]:
+        key_ref = "file:" + str(Path(key_ref).resolve())
+    key = resolve_decryption_key(key_ref, mask=lambda _: None)
+    initial_root = None
+    if args.root:
+        try:
+            initial_root = Path(args.root).read_bytes()
+        except OSError as exc:
+            raise InputError(f"cannot read --root {args.root} ({exc.strerror})") from None
+    result = check_for_update(
+        fetcher, app=args.app, channel=args.channel, state_dir=Path(args.state),
+        decryption_key=key, install_id=args.install_id, out_dir=Path(args.out), now=now,
+        native=args.native, initial_root=initial_root,
+    )
+    release = result.release
+    doc: dict[str, object] = {
+        "status": result.status, "channel": result.channel,
+        "manifest_version": result.manifest_version, "detail": result.detail,
+        "label": release.label if release else None,
+        "digest": release.sha256 if release else None,
+        "out": str(Path(args.out)) if result.status == "installed" else None,
+    }
+    if result.status == "installed" and release:
+        line = f"installed {release.label} (sha256 {release.sha256}) into {args.out}"
+    elif result.status == "builtin":
+        line = f"{args.channel}: back to the app's builtin build"
+    else:
+        line = f"up to date: {result.detail}" + (f" ({release.short})" if release else "")
+    out.result(doc, [line])
+    return 0
+
+
+# --- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    common = _Parser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    common.add_argument("--config", help="otaseal.yml (default: ./otaseal.yml)")
+    common.add_argument("--store", help="folder or s3://bucket/prefix (overrides the config)")
+    common.add_argument("--s3-endpoint", help="endpoint URL of an S3-compatible service")
+
+    parser = _Parser(prog="otaseal", description="Sealed live updates for Capacitor / Ionic.")
+    parser.add_argument("--version", action="version", version=f"otaseal {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def command(name: str, func: Callable[[argparse.Namespace, Output], int],
+                text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=text, description=text)
+        p.set_defaults(func=func)
+        return p
+
+    p = command("init", cmd_init, "Create a project: keys, root.json, otaseal.yml, a store.")
+    p.add_argument("--app", required=True, help="app id, e.g. com.example.app")
+    p.add_argument("--dir", default=".", help="project directory (default: .)")
+    p.add_argument("--algorithm", default="ecdsa-p256-sha256",
+                   choices=["ecdsa-p256-sha256", "ed25519"])
+
+    p = command("keygen", cmd_keygen, "Make one signing or encryption key.")
+    p.add_argument("--kind", required=True, choices=["signing", "encryption"])
+    p.add_argument("--out", required=True, help="private key path (public: .pub.pem)")
+    p.add_argument("--algorithm", default="ecdsa-p256-sha256",
+                   choices=["ecdsa-p256-sha256", "ed25519"])
+
+    p = command("publish", cmd_publish, "Seal a web build and publish it to a channel.")
+    p.add_argument("build_dir", metavar="DIST", help="the web build (dist/, www/)")
+    p.add_argument("--channel", required=True)
+    p.add_argument("--label", help="human version, e.g. 1.4.2 (default: r<counter>)")
+    p.add_argument("--rollout", type=_percent, default=100.0, help="percent of devices")
+    p.add_argument("--native-min", type=int, help="lowest native build this web build runs on")
+    p.add_argument("--native-max", type=int, help="highest native build")
+    p.add_argument("--commit", help="source commit SHA")
+    p.add_argument("--pr", type=int, help="pull request number")
+    p.add_argument("--allow-file", action="append", metavar="PATTERN",
+                   help="ship files that look like secrets anyway (repeatable)")
+
+    p = command("promote", cmd_promote, "Serve a release of one channel on another.")
+    p.add_argument("--from", dest="source", required=True)
+    p.add_argument("--to", dest="target", required=True)
+    p.add_argument("--release", help="label or digest (default: the source's current)")
+    p.add_argument("--rollout", type=_percent, default=100.0)
+
+    p = command("rollout", cmd_rollout, "Change the current release's rollout.")
+    p.add_argument("--channel", required=True)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--percent", type=_percent)
+    group.add_argument("--pause", action="store_true")
+    group.add_argument("--resume", action="store_true")
+
+    p = command("revert", cmd_revert, "Serve an earlier release (or the builtin build) again.")
+    p.add_argument("--channel", required=True)
+    p.add_argument("--to", help="label, digest or 'builtin' (default: the previous release)")
+
+    p = command("resign", cmd_resign, "Re-sign a channel with a fresh expiry.")
+    p.add_argument("--channel", required=True)
+
+    p = command("history", cmd_history, "List a channel's manifests.")
+    p.add_argument("--channel", required=True)
+
+    command("status", cmd_status, "Show every channel's current release and rollout.")
+
+    p = command("fetch", cmd_fetch, "Act as a device: verify and install a channel's release.")
+    p.add_argument("--base-url", help="read the store over plain HTTP(S) instead of --store")
+    p.add_argument("--app", required=True)
+    p.add_argument("--channel", required=True)
+    p.add_argument("--root", help="trusted root.json (needed on the first fetch)")
+    p.add_argument("--decryption-key", required=True, help="file path or key reference")
+    p.add_argument("--state", required=True, help="device state directory")
+    p.add_argument("--install-id", required=True)
+    p.add_argument("--out", required=True, help="where the verified web build goes")
+    p.add_argument("--native", type=int, help="the device's native build number")
+    p.add_argument("--now", help="reference time (ISO 8601), for tests")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; every otaseal error becomes one message and a non-zero exit."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    out = Output(json_mode="--json" in arguments)
+    try:
+        args = build_parser().parse_args(arguments)
+        return int(args.func(args, out))
+    except Error as exc:
+        print(f"otaseal: error: {exc.diagnostics()}", file=out.err)
+        if out.json_mode:
+            print(json.dumps({"error": {"type": type(exc).__name__,
+                                        "message": exc.diagnostics()}}), file=out.out)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("otaseal: interrupted", file=out.err)
+        return 130

@@ -1,0 +1,232 @@
+"""The reference device client: the spec's check order, with I/O around the pure core.
+
+Order: fix the reference time → walk root versions (threshold of old and new) → fetch the channel
+manifest (size-capped) → verify, then parse → app, channel, spec → version → expiry → pick a
+release → download at most the signed length → ciphertext hash before decrypting → decrypt →
+plaintext hash → safe extraction against the index → stage. Trusted state (root, manifest
+versions, installed release) is written once, atomically, and only when all of that succeeded.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from otaseal import trust
+from otaseal.errors import (
+    HashMismatchError,
+    InputError,
+    LengthError,
+    MetadataError,
+    NotFoundError,
+    OversizeMetadataError,
+)
+from otaseal.model import Release, Root
+from otaseal.store import bundle_key, pointer_key, root_key
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from otaseal.crypto import DecryptionKey
+    from otaseal.store import Fetcher
+
+STATE_FILE = "state.json"
+
+
+@dataclass
+class DeviceState:
+    """What a device trusts: its root (envelope bytes), manifest versions, installed releases."""
+
+    root: bytes
+    versions: dict[str, int] = field(default_factory=dict)
+    installed: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, state_dir: Path, initial_root: bytes | None) -> DeviceState:
+        """State from ``state_dir``, or a fresh one anchored at ``initial_root``."""
+        path = state_dir / STATE_FILE
+        if path.is_file():
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+                return cls(base64.b64decode(doc["root"]), dict(doc["versions"]),
+                           dict(doc["installed"]))
+            except (ValueError, KeyError, TypeError):
+                raise InputError(f"the device state {path} is damaged",
+                                 fix="remove the state directory and fetch again with --root") \
+                    from None
+        if initial_root is None:
+            raise InputError(f"no trusted root in {state_dir}",
+                             fix="pass --root ROOT_JSON for the first fetch")
+        return cls(initial_root)
+
+    def save(self, state_dir: Path) -> None:
+        """Write atomically: temp file, fsync, rename."""
+        state_dir.mkdir(parents=True, exist_ok=True)
+        doc = {"root": base64.b64encode(self.root).decode(), "versions": self.versions,
+               "installed": self.installed}
+        fd, temp = tempfile.mkstemp(dir=state_dir, prefix=".state-")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(doc, handle, indent=2, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(temp).replace(state_dir / STATE_FILE)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """What the device did: ``installed``, ``up_to_date`` or ``builtin``."""
+
+    status: str
+    channel: str
+    manifest_version: int
+    release: Release | None
+    detail: str = ""
+
+
+def fetch_metadata(fetcher: Fetcher, key: str, what: str) -> bytes:
+    """Read at most the metadata cap; a longer object is refused before any parsing."""
+    try:
+        return fetcher.fetch(key, max_bytes=trust.METADATA_MAX_BYTES)
+    except LengthError:
+        raise OversizeMetadataError(
+            f"the {what} at {key} is larger than {trust.METADATA_MAX_BYTES} bytes",
+            expected="small signed metadata",
+            fix="the store serves an oversized file; check the store",
+        ) from None
+
+
+def update_root(fetcher: Fetcher, trusted: Root, trusted_bytes: bytes, now: datetime,
+                ) -> tuple[Root, bytes]:
+    """Walk root N+1, N+2, … each signed by a threshold of the previous and its own keys."""
+    root, data = trusted, trusted_bytes
+    for hop in range(trust.MAX_ROOT_HOPS + 1):
+        try:
+            nxt = fetch_metadata(fetcher, root_key(root.app, root.version + 1), "root")
+        except NotFoundError:
+            break
+        if hop == trust.MAX_ROOT_HOPS:
+            raise MetadataError(
+                f"the store offers more than {trust.MAX_ROOT_HOPS} new root versions at once",
+                expected=f"at most {trust.MAX_ROOT_HOPS} root updates per check",
+                fix="ship a newer root.json with the app",
+            )
+        root, data = trust.verify_root_update(root, nxt), nxt
+    trust.verify_not_expired(f"root v{root.version}", root.expires, now)
+    return root, data
+
+
+def _download(fetcher: Fetcher, key: str, release: Release, dest: Path) -> None:
+    """At most the signed length, hashed as it arrives; the digest is checked before decrypt."""
+    digest, seen = hashlib.sha256(), 0
+    with dest.open("wb") as out:
+        for chunk in fetcher.stream(key, max_bytes=release.length):
+            digest.update(chunk)
+            seen += len(chunk)
+            out.write(chunk)
+    if seen != release.length:
+        raise LengthError(f"the bundle of {release.short} is {seen} bytes",
+                          expected=f"{release.length} bytes (the signed length)",
+                          fix="the stored bundle is truncated; republish it")
+    if digest.hexdigest() != release.sha256:
+        raise HashMismatchError(
+            f"the bundle's SHA-256 is {digest.hexdigest()[:16]}…",
+            expected=f"{release.sha256[:16]}… as the signed manifest says",
+            fix="the stored bundle was altered or corrupted; nothing was installed",
+        )
+
+
+def install_release(fetcher: Fetcher, *, app: str, release: Release,
+                    decryption_key: DecryptionKey, out_dir: Path, work: Path) -> None:
+    """Download, verify, decrypt and extract ``release`` into ``out_dir`` (replaced whole)."""
+    from otaseal.archive import extract  # noqa: PLC0415 - only when installing
+    from otaseal.formats.sealed import open_sealed  # noqa: PLC0415
+
+    cipher, plain = work / "bundle.cub", work / "bundle.zip"
+    _download(fetcher, bundle_key(app, release.sha256), release, cipher)
+    with cipher.open("rb") as src, plain.open("wb") as dst:
+        plain_sha, plain_len = open_sealed(src, decryption_key, dst,
+                                           max_plaintext=release.plaintext_length)
+    if (plain_sha, plain_len) != (release.plaintext_sha256, release.plaintext_length):
+        raise HashMismatchError(
+            f"the decrypted bundle's SHA-256 is {plain_sha[:16]}… ({plain_len} bytes)",
+            expected=f"{release.plaintext_sha256[:16]}… ({release.plaintext_length} bytes)",
+            fix="the bundle was sealed for other content; nothing was installed",
+        )
+    cipher.unlink()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".otaseal-staging-", dir=out_dir.parent))
+    try:
+        shutil.rmtree(staging)
+        index = extract(plain, staging, max_total_size=release.unpacked_size)
+        if len(index.files) != release.files:
+            raise HashMismatchError(f"the bundle holds {len(index.files)} files",
+                                    expected=f"{release.files} as the manifest says")
+        old = out_dir.with_name(out_dir.name + ".otaseal-old")
+        if out_dir.exists():
+            shutil.rmtree(old, ignore_errors=True)
+            out_dir.rename(old)
+        staging.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_for_update(
+    fetcher: Fetcher,
+    *,
+    app: str,
+    channel: str,
+    state_dir: Path,
+    decryption_key: DecryptionKey,
+    install_id: str,
+    out_dir: Path,
+    now: datetime,
+    native: int | None = None,
+    initial_root: bytes | None = None,
+) -> FetchResult:
+    """One update check, exactly in the spec's order; state changes only on success."""
+    state = DeviceState.load(state_dir, initial_root)
+    trusted = trust.verify_trusted_root(state.root, app=app)
+    root, root_bytes = update_root(fetcher, trusted, state.root, now)
+    stored = state.versions.get(channel)
+    if trust.rotated_roles(trusted, root) & {f"channel:{channel}"}:
+        stored = None  # fast-forward recovery: the new keys start a new version history
+    data = fetch_metadata(fetcher, pointer_key(app, channel), f"{channel} manifest")
+    manifest = trust.verify_channel_manifest(root, data, channel=channel, now=now,
+                                             trusted_version=stored)
+    installed = state.installed.get(channel, {}).get("sha256")
+    if stored is not None and manifest.version == stored:
+        return FetchResult("up_to_date", channel, manifest.version, None,
+                           "no new manifest since the last check")
+    state.root, state.versions[channel] = root_bytes, manifest.version
+    if manifest.builtin:
+        state.installed.pop(channel, None)
+        shutil.rmtree(out_dir, ignore_errors=True)
+        state.save(state_dir)
+        return FetchResult("builtin", channel, manifest.version, None,
+                           "the channel sends devices back to the app's builtin web build")
+    release = trust.pick_release(manifest, install_id=install_id, native=native,
+                                 installed_sha256=installed)
+    if release is None or release.sha256 == installed:
+        state.save(state_dir)
+        detail = ("already running the release this device should run" if release
+                  else "no release on this channel is for this device yet")
+        return FetchResult("up_to_date", channel, manifest.version, release, detail)
+    work = Path(tempfile.mkdtemp(prefix=".otaseal-fetch-", dir=state_dir.parent
+                                 if state_dir.parent.is_dir() else None))
+    try:
+        install_release(fetcher, app=app, release=release, decryption_key=decryption_key,
+                        out_dir=out_dir, work=work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    state.installed[channel] = {"sha256": release.sha256, "label": release.label,
+                                "counter": release.counter}
+    state.save(state_dir)
+    return FetchResult("installed", channel, manifest.version, release)

@@ -1,0 +1,564 @@
+"""Release management: publish, promote, rollout, revert, resign, history, status.
+
+Every change is a new signed channel manifest written in the store protocol's order: bundle →
+versioned manifest (create-only; creating ``<version>.json`` is what claims the version) →
+pointer (compare-and-swap). A loser of either race re-reads and rebuilds its change on top of the
+winner's, so no release is ever lost or published twice. A crash at any step leaves the pointer
+on the last complete release; the next operation on the channel moves a lagging pointer forward.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets as _random
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from otaseal import dsse, trust
+from otaseal.errors import (
+    ConflictError,
+    InputError,
+    KeyMaterialError,
+    MetadataError,
+    NotFoundError,
+    StoreError,
+)
+from otaseal.model import (
+    FULL_ROLLOUT,
+    MAX_RELEASES,
+    ChannelManifest,
+    Release,
+    Root,
+    channel_role,
+)
+from otaseal.store import bundle_key, manifest_key, pointer_key, root_key
+
+if TYPE_CHECKING:
+    from otaseal.config import Config
+    from otaseal.crypto import RecipientKey
+    from otaseal.secrets import Masker
+    from otaseal.store import Storage
+
+LABEL_RE = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
+MAX_ATTEMPTS = 200
+Notice = Callable[[str], None]
+
+
+def _quiet(value: str) -> None:
+    """Default notice and mask sink: the CLI prints nothing secret, so nothing to mask."""
+
+
+def now_utc() -> datetime:
+    """The wall clock, at second precision (what manifests record)."""
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def percent_to_bp(percent: float) -> int:
+    """Rollout percent (0–100, up to two decimals) to basis points."""
+    if not 0 <= percent <= 100:  # noqa: PLR2004
+        raise InputError(
+            f"rollout {percent:g} is outside 0–100",
+            expected="a percentage from 0 to 100, e.g. 10 or 12.5",
+            fix="pass --rollout with a value between 0 and 100",
+        )
+    return round(percent * 100)
+
+
+def open_store(url: str, *, s3_endpoint: str | None = None) -> Storage:
+    """A folder path or ``s3://bucket/prefix``."""
+    if url.startswith("s3://"):
+        from otaseal.store.s3 import S3Store  # noqa: PLC0415 - boto3 only when needed
+
+        return S3Store(url, endpoint_url=s3_endpoint)
+    if "://" in url:
+        raise InputError(
+            f"unsupported store {url!r}",
+            expected="a folder path or s3://bucket/prefix",
+            fix="for plain HTTP(S) reads use `otaseal fetch --base-url`",
+        )
+    from otaseal.store.folder import FolderStore  # noqa: PLC0415
+
+    return FolderStore(url)
+
+
+@dataclass
+class Project:
+    """A configured project with its store, clock and masking hook."""
+
+    config: Config
+    store: Storage
+    clock: Callable[[], datetime] = now_utc
+    mask: Masker = _quiet
+    env: Mapping[str, str] | None = None
+    _root: tuple[Root, bytes] | None = field(default=None, repr=False)
+
+    @property
+    def app(self) -> str:
+        """The app id."""
+        return self.config.app
+
+    def root(self) -> tuple[Root, bytes]:
+        """The project's root.json, verified against itself."""
+        if self._root is None:
+            try:
+                data = self.config.root.read_bytes()
+            except OSError as exc:
+                raise InputError(
+                    f"cannot read root.json at {self.config.root} ({exc.strerror})",
+                    fix="set `root:` in otaseal.yml to the project's root.json",
+                ) from None
+            self._root = (trust.verify_trusted_root(data, app=self.app), data)
+        return self._root
+
+    def signer(self, channel: str) -> dsse.Signer:
+        """The channel's signer, checked against the keys root.json lists for the channel."""
+        from otaseal.secrets import describe_ref, resolve_signer  # noqa: PLC0415
+
+        root, _ = self.root()
+        ref = self.config.key_ref(channel)
+        kwargs = {} if self.env is None else {"env": self.env}
+        signer = resolve_signer(ref, role=channel, mask=self.mask, **kwargs)
+        role = root.role(channel_role(channel))
+        if signer.keyid not in role.keyids:
+            raise KeyMaterialError(
+                f"the key from {describe_ref(ref)} (key id {signer.keyid[:12]}) is not a "
+                f"{channel} signing key",
+                expected="one of the key ids root.json lists for channel:"
+                f"{channel}: " + ", ".join(k[:12] for k in role.keyids),
+                fix=f"pass the {channel} channel's key; a key of another channel cannot sign it",
+            )
+        return signer
+
+    def recipients(self) -> list[RecipientKey]:
+        """The app's public decryption keys."""
+        from otaseal.secrets import resolve_recipient  # noqa: PLC0415
+
+        kwargs = {} if self.env is None else {"env": self.env}
+        return [resolve_recipient(r, mask=self.mask, **kwargs) for r in self.config.recipients]
+
+    def expiry(self, now: datetime) -> datetime:
+        """When a manifest signed now expires."""
+        return now + timedelta(days=self.config.manifest_expiry_days)
+
+
+# --- reading a channel -----------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A channel as publishers see it: the newest versioned manifest and the pointer's etag."""
+
+    manifest: ChannelManifest | None
+    envelope: bytes | None
+    pointer_version: int | None
+    pointer_etag: str | None
+
+    @property
+    def version(self) -> int:
+        """Newest manifest version, 0 for a channel never written."""
+        return self.manifest.version if self.manifest else 0
+
+
+def read_head(project: Project, channel: str) -> Head:
+    """Pointer, then any versioned manifests a crashed or concurrent writer left beyond it."""
+    root, _ = project.root()
+    store, app = project.store, project.app
+    try:
+        data, etag = store.read(pointer_key(app, channel))
+    except NotFoundError:
+        data, etag = None, None
+    manifest = trust.verify_channel_signature(root, data, channel=channel) if data else None
+    pointer_version = manifest.version if manifest else None
+    envelope = data
+    version = pointer_version or 0
+    while True:
+        try:
+            nxt, _ = store.read(manifest_key(app, channel, version + 1))
+        except NotFoundError:
+            break
+        manifest = trust.verify_channel_signature(root, nxt, channel=channel)
+        envelope, version = nxt, version + 1
+    return Head(manifest, envelope, pointer_version, etag)
+
+
+def _advance_pointer(project: Project, channel: str, envelope: bytes, version: int,
+                     etag: str | None) -> None:
+    """Move the pointer to ``version`` unless something newer is already there."""
+    root, _ = project.root()
+    key = pointer_key(project.app, channel)
+    for _attempt in range(MAX_ATTEMPTS):
+        try:
+            project.store.replace(key, envelope, etag=etag)
+        except ConflictError:
+            try:
+                data, etag = project.store.read(key)
+            except NotFoundError:
+                etag = None
+                continue
+            if trust.verify_channel_signature(root, data, channel=channel).version >= version:
+                return
+        else:
+            return
+    raise StoreError(f"could not move the {channel} pointer after {MAX_ATTEMPTS} attempts")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The result of one channel change."""
+
+    channel: str
+    manifest: ChannelManifest
+    noop: bool
+    previous: Release | None = None
+
+
+def change_channel(
+    project: Project,
+    channel: str,
+    build: Callable[[Head], ChannelManifest | None],
+    signer: dsse.Signer,
+) -> Change:
+    """Claim the next version with ``build``'s manifest, retrying on every lost race."""
+    for _attempt in range(MAX_ATTEMPTS):
+        head = read_head(project, channel)
+        previous = head.manifest.current if head.manifest else None
+        manifest = build(head)
+        if manifest is None:
+            if head.manifest is None or head.envelope is None:
+                raise StoreError(f"nothing to do on the empty channel {channel}")
+            if head.pointer_version != head.version:
+                _advance_pointer(project, channel, head.envelope, head.version, head.pointer_etag)
+            return Change(channel, head.manifest, noop=True, previous=previous)
+        envelope = dsse.sign(dsse.PAYLOAD_TYPE_CHANNEL, manifest.to_payload(), [signer]).to_json()
+        if not project.store.create(manifest_key(project.app, channel, manifest.version), envelope):
+            continue
+        _advance_pointer(project, channel, envelope, manifest.version, head.pointer_etag)
+        return Change(channel, manifest, noop=False, previous=previous)
+    raise StoreError(
+        f"gave up on {channel} after {MAX_ATTEMPTS} lost races",
+        fix="too many writers at once; re-run the command",
+    )
+
+
+def _next_manifest(project: Project, head: Head, channel: str, *, event: str,
+                   releases: Sequence[Release], builtin: bool = False) -> ChannelManifest:
+    now = project.clock()
+    floor = head.manifest.security_floor if head.manifest else 0
+    return ChannelManifest(
+        app=project.app, channel=channel, version=head.version + 1, issued=now,
+        expires=project.expiry(now), releases=tuple(releases)[:MAX_RELEASES],
+        security_floor=floor, builtin=builtin, event=event,
+    )
+
+
+def ensure_roots(project: Project) -> None:
+    """Make sure the store has the project's root.json (devices walk roots from the store)."""
+    root, data = project.root()
+    project.store.create(root_key(project.app, root.version), data)
+
+
+def _channel_manifest(project: Project, channel: str) -> ChannelManifest | None:
+    return read_head(project, channel).manifest
+
+
+def _new_salt() -> str:
+    return _random.token_hex(16)
+
+
+# --- publish -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """What publish did."""
+
+    change: Change
+    release: Release
+    warnings: tuple[str, ...]
+    store: str
+
+    @property
+    def noop(self) -> bool:
+        """Whether the same build was already the channel's current release."""
+        return self.change.noop
+
+
+def check_label(label: str) -> str:
+    """A release label people read, e.g. 1.4.2."""
+    if not LABEL_RE.fullmatch(label):
+        raise InputError(
+            f"label {label!r} is not allowed",
+            expected="1–64 characters of letters, digits, '.', '+', '_' and '-', e.g. 1.4.2",
+            fix="pass --label with a version such as 1.4.2",
+        )
+    return label
+
+
+def publish(
+    project: Project,
+    build_dir: Path,
+    *,
+    channel: str,
+    label: str | None = None,
+    rollout: float = 100.0,
+    native_min: int | None = None,
+    native_max: int | None = None,
+    commit: str | None = None,
+    pr: int | None = None,
+    allow: Sequence[str] = (),
+    notice: Notice = _quiet,
+) -> PublishResult:
+    """Pack, seal and sign ``build_dir`` as the newest release of ``channel``."""
+    from otaseal.archive import pack  # noqa: PLC0415 - keep CLI start-up light
+    from otaseal.formats.sealed import SealWriter  # noqa: PLC0415
+
+    project.config.check_channel(channel)
+    basis_points = percent_to_bp(rollout)
+    if label is not None:
+        check_label(label)
+    if native_min is not None and native_max is not None and native_min > native_max:
+        raise InputError(f"--native-min {native_min} is above --native-max {native_max}",
+                         fix="swap them or drop one")
+    signer = project.signer(channel)
+    recipients = project.recipients()
+    with tempfile.TemporaryDirectory(prefix="otaseal-publish-") as tmp:
+        sealed_path = Path(tmp) / "bundle.cub"
+        with sealed_path.open("wb") as out:
+            writer = SealWriter(out, recipients)
+            packed = pack(build_dir, writer, allow=allow)
+            sealed = writer.close()
+        for warning in packed.warnings:
+            notice(f"warning: {warning}")
+        ensure_roots(project)
+        others = [c for c in project.config.channels if c != channel]
+        counter_floor = max(
+            (r.counter for c in others if (m := _channel_manifest(project, c)) for r in m.releases),
+            default=0,
+        )
+        uploaded = False
+
+        def build(head: Head) -> ChannelManifest | None:
+            nonlocal uploaded
+            current = head.manifest.current if head.manifest else None
+            if current is not None and current.plaintext_sha256 == packed.sha256:
+                return None
+            if not uploaded:
+                project.store.create_from_file(bundle_key(project.app, sealed.sha256), sealed_path)
+                uploaded = True
+            listed = head.manifest.releases if head.manifest else ()
+            counter = max([counter_floor, *(r.counter for r in listed)]) + 1
+            release = Release(
+                label=label or f"r{counter}", counter=counter, sha256=sealed.sha256,
+                length=sealed.length, plaintext_sha256=packed.sha256,
+                plaintext_length=packed.length, files=len(packed.index.files),
+                unpacked_size=packed.index.total_size, published=project.clock(),
+                native_min=native_min, native_max=native_max, rollout_bp=basis_points,
+                rollout_salt=_new_salt(), commit=commit, pr=pr,
+            )
+            return _next_manifest(project, head, channel, event=f"publish {release.label}",
+                                  releases=(release, *listed))
+
+        change = change_channel(project, channel, build, signer)
+    current = change.manifest.current
+    assert current is not None  # noqa: S101 - a publish always leaves a current release
+    if change.noop:
+        notice(f"{channel} already serves this build as {current.short}; nothing published")
+    return PublishResult(change, current, packed.warnings, project.store.describe())
+
+
+# --- promote, rollout, revert, resign ----------------------------------------------------------
+def _require_release(manifest: ChannelManifest | None, channel: str, ref: str | None) -> Release:
+    if manifest is None or not manifest.releases:
+        raise InputError(
+            f"channel {channel} has no release yet",
+            expected="a channel with at least one published release",
+            fix=f"publish to {channel} first: `otaseal publish DIST --channel {channel}`",
+        )
+    release = manifest.current if ref is None else manifest.find(ref)
+    if release is None:
+        listed = ", ".join(r.short for r in manifest.releases) or "none (it serves the builtin)"
+        raise InputError(
+            f"release {ref!r} is not on {channel}" if ref else f"{channel} serves no release now",
+            expected=f"a label or digest of a release on {channel}: {listed}",
+            fix=f"pick one of those, or publish it to {channel} first",
+        )
+    return release
+
+
+def promote(project: Project, *, source: str, target: str, ref: str | None = None,
+            rollout: float = 100.0) -> Change:
+    """The same bundle bytes (by digest) become the newest release of ``target``."""
+    project.config.check_channel(source)
+    project.config.check_channel(target)
+    if source == target:
+        raise InputError(f"--from and --to are both {source}", fix="promote to another channel")
+    basis_points = percent_to_bp(rollout)
+    signer = project.signer(target)
+    release = _require_release(_channel_manifest(project, source), source, ref)
+    if not project.store.exists(bundle_key(project.app, release.sha256)):
+        raise StoreError(f"the bundle of {release.short} is missing from the store",
+                         fix="republish the release")
+
+    def build(head: Head) -> ChannelManifest | None:
+        listed = head.manifest.releases if head.manifest else ()
+        current = head.manifest.current if head.manifest else None
+        if current is not None and current.sha256 == release.sha256 and (
+            current.rollout_bp == basis_points and not current.paused
+        ):
+            return None
+        entry = release.with_rollout(basis_points)
+        if current is None or current.sha256 != release.sha256:
+            entry = replace(entry, rollout_salt=_new_salt())
+        else:
+            entry = replace(entry, rollout_salt=current.rollout_salt)
+        rest = [r for r in listed if r.sha256 != release.sha256]
+        return _next_manifest(project, head, target, releases=(entry, *rest),
+                              event=f"promote {release.label} from {source}")
+
+    return change_channel(project, target, build, signer)
+
+
+def set_rollout(project: Project, *, channel: str, percent: float | None = None,
+                pause: bool = False, resume: bool = False) -> Change:
+    """Change the current release's rollout: a percentage, pause, or resume."""
+    project.config.check_channel(channel)
+    if sum((percent is not None, pause, resume)) != 1:
+        raise InputError("rollout needs exactly one of --percent, --pause or --resume")
+    basis_points = percent_to_bp(percent) if percent is not None else None
+    signer = project.signer(channel)
+
+    def build(head: Head) -> ChannelManifest | None:
+        current = _require_release(head.manifest, channel, None)
+        assert head.manifest is not None  # noqa: S101 - checked above
+        if basis_points is not None:
+            updated, event = current.with_rollout(basis_points, paused=current.paused), (
+                f"rollout {current.label} to {basis_points / 100:g} %"
+            )
+        else:
+            updated, event = replace(current, paused=pause), (
+                f"{'pause' if pause else 'resume'} {current.label}"
+            )
+        if updated == current:
+            return None
+        return _next_manifest(project, head, channel, event=event,
+                              releases=(updated, *head.manifest.releases[1:]))
+
+    return change_channel(project, channel, build, signer)
+
+
+def _history_release(project: Project, channel: str, ref: str) -> Release | None:
+    for manifest in reversed(history(project, channel)):
+        found = manifest.find(ref)
+        if found is not None:
+            return found
+    return None
+
+
+def revert(project: Project, *, channel: str, to: str | None = None) -> Change:
+    """A newer manifest whose newest release is an older one, or the app's builtin build."""
+    project.config.check_channel(channel)
+    signer = project.signer(channel)
+
+    def build(head: Head) -> ChannelManifest | None:
+        manifest = head.manifest
+        if manifest is None or (not manifest.releases and not manifest.builtin):
+            raise InputError(f"channel {channel} has no release to revert",
+                             fix=f"publish to {channel} first")
+        if to == "builtin":
+            if manifest.builtin:
+                return None
+            return _next_manifest(project, head, channel, releases=manifest.releases,
+                                  builtin=True, event="revert to builtin")
+        current = manifest.current
+        if to is None:
+            candidates = manifest.releases[1:] if current is not None else manifest.releases
+            if not candidates:
+                raise InputError(
+                    f"{channel} has no earlier release to revert to",
+                    expected="a channel with at least two releases",
+                    fix=f"name one with --to LABEL, or `--to builtin` for the app's own build",
+                )
+            target = candidates[0]
+        else:
+            found = manifest.find(to) or _history_release(project, channel, to)
+            if found is None:
+                raise InputError(f"release {to!r} was never on {channel}",
+                                 fix=f"see `otaseal history --channel {channel}`")
+            target = found
+        if current is not None and target.sha256 == current.sha256:
+            return None
+        index = next((i for i, r in enumerate(manifest.releases) if r.sha256 == target.sha256),
+                     None)
+        older = manifest.releases[index + 1:] if index is not None else manifest.releases
+        entry = target.with_rollout(FULL_ROLLOUT)
+        return _next_manifest(project, head, channel, releases=(entry, *older),
+                              event=f"revert to {target.label}")
+
+    return change_channel(project, channel, build, signer)
+
+
+def resign(project: Project, *, channel: str) -> Change:
+    """Same content, a new version and expiry (for a scheduled job)."""
+    project.config.check_channel(channel)
+    signer = project.signer(channel)
+
+    def build(head: Head) -> ChannelManifest | None:
+        if head.manifest is None:
+            raise InputError(f"channel {channel} has nothing to re-sign yet",
+                             fix=f"publish to {channel} first")
+        return _next_manifest(project, head, channel, releases=head.manifest.releases,
+                              builtin=head.manifest.builtin, event="resign")
+
+    return change_channel(project, channel, build, signer)
+
+
+# --- reading -----------------------------------------------------------------------------------
+def history(project: Project, channel: str) -> list[ChannelManifest]:
+    """Every versioned manifest of ``channel``, oldest first, each verified."""
+    project.config.check_channel(channel)
+    root, _ = project.root()
+    prefix = f"{project.app}/channels/{channel}/"
+    versions = sorted(
+        int(name) for key in project.store.list(prefix)
+        if (name := key.rsplit("/", 1)[-1].removesuffix(".json")).isdigit()
+    )
+    out = []
+    for version in versions:
+        data, _ = project.store.read(manifest_key(project.app, channel, version))
+        out.append(trust.verify_channel_signature(root, data, channel=channel))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelStatus:
+    """One channel's state for ``status``."""
+
+    channel: str
+    manifest: ChannelManifest | None
+    error: str | None = None
+
+
+def status(project: Project) -> list[ChannelStatus]:
+    """Every configured channel's current state; a broken channel is reported, not fatal."""
+    out = []
+    for channel in project.config.channels:
+        try:
+            out.append(ChannelStatus(channel, _channel_manifest(project, channel)))
+        except MetadataError as exc:
+            out.append(ChannelStatus(channel, None, exc.diagnostics()))
+    return out
+
+
+def release_dict(release: Release | None) -> dict[str, object] | None:
+    """A release as the CLI prints it in JSON."""
+    if release is None:
+        return None
+    return {
+        "label": release.label, "release_counter": release.counter,
+        "bundle_sha256": release.sha256, "bundle_size": release.length,
+        "plaintext_sha256": release.plaintext_sha256, "plaintext_size": release.plaintext_length,
+        "files": release.files, "unpacked_size": release.unpacked_size,
+        "rollout": release.rollout_bp / 100, "paused": release.paused,
+        "native_min": release.native_min, "native_max": release.native_max,
+        "commit": release.commit, "pr": release.pr,
+    }
