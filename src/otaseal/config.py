@@ -17,7 +17,7 @@ from otaseal.model import check_name
 
 CONFIG_NAME = "otaseal.yml"
 _FIELDS = {"app", "store", "root", "channels", "keys", "recipients", "manifest_expiry_days",
-           "s3_endpoint"}
+           "s3_endpoint", "report_recipient"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,7 @@ class Config:
     recipients: tuple[str, ...]
     manifest_expiry_days: int = 30
     s3_endpoint: str | None = None
+    report_recipient: str | None = None
 
     def key_ref(self, role: str) -> str:
         """The key reference for ``root`` or a channel."""
@@ -137,9 +138,14 @@ def load_config(path: Path) -> Config:
     endpoint = doc.get("s3_endpoint")
     if endpoint is not None and not isinstance(endpoint, str):
         raise _bad(path, "`s3_endpoint` is not a string", "s3_endpoint: http://127.0.0.1:9000")
+    report = doc.get("report_recipient")
+    if report is not None and not isinstance(report, str):
+        raise _bad(path, "`report_recipient` is not a key reference",
+                   "report_recipient: file:keys/report.pub.pem")
     return Config(
         path=path, app=app, store=store, root=base / text("root", "root.json"), channels=names,
         keys={k: _absolute_ref(v, base) for k, v in keys.items()},
         recipients=tuple(_absolute_ref(r, base) for r in recipients),
         manifest_expiry_days=days, s3_endpoint=endpoint,
+        report_recipient=_absolute_ref(report, base) if report else None,
     )

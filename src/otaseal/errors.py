@@ -19,6 +19,9 @@ class Error(Exception):
         self.expected = expected
         self.fix = fix
 
+    def __str__(self) -> str:
+        return self.diagnostics()
+
     def diagnostics(self) -> str:
         """Return one paragraph: observed, expected, what to do."""
         parts = [self.what.rstrip(".") + "."]

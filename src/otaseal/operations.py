@@ -35,11 +35,12 @@ from otaseal.model import (
     Root,
     channel_role,
 )
-from otaseal.store import bundle_key, manifest_key, pointer_key, root_key
+from otaseal.store import bundle_key, index_key, manifest_key, pointer_key, root_key
 
 if TYPE_CHECKING:
     from otaseal.config import Config
-    from otaseal.crypto import RecipientKey
+    from otaseal.archive import Index
+    from otaseal.crypto import DecryptionKey, RecipientKey
     from otaseal.secrets import Masker
     from otaseal.store import Storage
 
@@ -139,6 +140,14 @@ class Project:
 
         kwargs = {} if self.env is None else {"env": self.env}
         return [resolve_recipient(r, mask=self.mask, **kwargs) for r in self.config.recipients]
+
+    def report_recipient(self) -> RecipientKey | None:
+        """The CI report key's public half, if the project has one."""
+        from otaseal.secrets import resolve_recipient  # noqa: PLC0415
+
+        ref = self.config.report_recipient
+        kwargs = {} if self.env is None else {"env": self.env}
+        return resolve_recipient(ref, mask=self.mask, **kwargs) if ref else None
 
     def expiry(self, now: datetime) -> datetime:
         """When a manifest signed now expires."""
@@ -321,6 +330,7 @@ def publish(
                          fix="swap them or drop one")
     signer = project.signer(channel)
     recipients = project.recipients()
+    report_to = project.report_recipient()
     with tempfile.TemporaryDirectory(prefix="otaseal-publish-") as tmp:
         sealed_path = Path(tmp) / "bundle.cub"
         with sealed_path.open("wb") as out:
@@ -344,6 +354,9 @@ def publish(
                 return None
             if not uploaded:
                 project.store.create_from_file(bundle_key(project.app, sealed.sha256), sealed_path)
+                if report_to is not None:
+                    project.store.create(index_key(project.app, sealed.sha256),
+                                         _seal_bytes(packed.index.to_json(), report_to))
                 uploaded = True
             listed = head.manifest.releases if head.manifest else ()
             counter = max([counter_floor, *(r.counter for r in listed)]) + 1
@@ -364,6 +377,35 @@ def publish(
     if change.noop:
         notice(f"{channel} already serves this build as {current.short}; nothing published")
     return PublishResult(change, current, packed.warnings, project.store.describe())
+
+
+def _seal_bytes(data: bytes, recipient: RecipientKey) -> bytes:
+    import io  # noqa: PLC0415
+
+    from otaseal.formats.sealed import SealWriter  # noqa: PLC0415
+
+    out = io.BytesIO()
+    writer = SealWriter(out, [recipient])
+    writer.write(data)
+    writer.close()
+    return out.getvalue()
+
+
+def read_index(project: Project, release: Release, report_key: DecryptionKey) -> Index | None:
+    """A release's file index, readable with the CI report key; None when not stored."""
+    import io  # noqa: PLC0415
+
+    from otaseal.archive import Index  # noqa: PLC0415
+    from otaseal.formats.sealed import open_sealed  # noqa: PLC0415
+
+    try:
+        data = project.store.fetch(index_key(project.app, release.sha256),
+                                   max_bytes=64 * 1024 * 1024)
+    except NotFoundError:
+        return None
+    out = io.BytesIO()
+    open_sealed(io.BytesIO(data), report_key, out, max_plaintext=64 * 1024 * 1024)
+    return Index.from_json(out.getvalue())
 
 
 # --- promote, rollout, revert, resign ----------------------------------------------------------
@@ -559,6 +601,7 @@ def release_dict(release: Release | None) -> dict[str, object] | None:
         "plaintext_sha256": release.plaintext_sha256, "plaintext_size": release.plaintext_length,
         "files": release.files, "unpacked_size": release.unpacked_size,
         "rollout": release.rollout_bp / 100, "paused": release.paused,
+        "rollout_salt": release.rollout_salt,
         "native_min": release.native_min, "native_max": release.native_max,
         "commit": release.commit, "pr": release.pr,
     }

@@ -129,6 +129,10 @@ def init_project(app: str, directory: Path, *, now: datetime,
     decryption_path = keys_dir / "app-decryption.pem"
     write_private(decryption_path, decryption.to_pem())
     _public_path(decryption_path).write_bytes(decryption.public.to_pem())
+    report = generate_decryption_key()
+    report_path = keys_dir / "report.pem"
+    write_private(report_path, report.to_pem())
+    _public_path(report_path).write_bytes(report.public.to_pem())
     (keys_dir / ".gitignore").write_text("# private keys never go into git\n*.pem\n!*.pub.pem\n")
 
     root = make_root(app, 1, now=now, root_keys=[signers["root"]],
@@ -150,7 +154,10 @@ def init_project(app: str, directory: Path, *, now: datetime,
         + "".join(f"  {role}: file:keys/{role}.pem\n" for role in signers)
         + "recipients:             # app decryption PUBLIC keys (several during a rotation)\n"
         "  - file:keys/app-decryption.pub.pem\n"
+        "# CI-only key: lets the Action read a previous release's file list for the PR comment\n"
+        "report_recipient: file:keys/report.pub.pem\n"
         "manifest_expiry_days: 30\n",
         encoding="utf-8",
     )
-    return InitResult(config_path, root_path, store, paths, decryption_path)
+    return InitResult(config_path, root_path, store, {**paths, "report": report_path},
+                      decryption_path)

@@ -85,6 +85,17 @@ def rotated_roles(old: Root, new: Root) -> set[str]:
             if old.roles.get(name) != new.roles.get(name)}
 
 
+def verify_channel_signature(root: Root, data: bytes, *, channel: str) -> ChannelManifest:
+    """Size cap, signatures by the channel's role, then parse and check app, channel and spec."""
+    check_size(data, "channel manifest")
+    envelope = dsse.Envelope.from_json(data)
+    role_name = channel_role(channel)
+    role = root.role(role_name)
+    payload = dsse.verify(envelope, payload_type=dsse.PAYLOAD_TYPE_CHANNEL, keys=root.keys,
+                          keyids=role.keyids, threshold=role.threshold, role=role_name)
+    return ChannelManifest.from_payload(payload, app=root.app, channel=channel)
+
+
 def verify_channel_manifest(
     root: Root,
     data: bytes,
@@ -94,13 +105,7 @@ def verify_channel_manifest(
     trusted_version: int | None,
 ) -> ChannelManifest:
     """Signatures first, then parse, then app/channel/spec, then version, then expiry."""
-    check_size(data, "channel manifest")
-    envelope = dsse.Envelope.from_json(data)
-    role_name = channel_role(channel)
-    role = root.role(role_name)
-    payload = dsse.verify(envelope, payload_type=dsse.PAYLOAD_TYPE_CHANNEL, keys=root.keys,
-                          keyids=role.keyids, threshold=role.threshold, role=role_name)
-    manifest = ChannelManifest.from_payload(payload, app=root.app, channel=channel)
+    manifest = verify_channel_signature(root, data, channel=channel)
     if trusted_version is not None and manifest.version < trusted_version:
         raise RollbackError(
             f"the store serves {channel} manifest version {manifest.version}",

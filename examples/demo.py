@@ -1,0 +1,138 @@
+"""The whole otaseal story on the example web build, with the real CLI and a folder store.
+
+init → publish to beta → a device fetches and verifies → promote to production at 10 % → two
+devices, one inside and one outside the cohort → raise to 100 % → the second device gets it →
+revert → both go back → flip one byte of a stored bundle → a new device refuses it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from otaseal.trust import rollout_bucket
+
+HERE = Path(__file__).resolve().parent
+WEB = HERE / "web"
+APP = "com.example.demo"
+
+
+def step(title: str) -> None:
+    """A heading in the demo's output."""
+    print(f"\n\033[1m== {title}\033[0m", flush=True)
+
+
+def otaseal(*args: str, cwd: Path, expect: int = 0) -> dict[str, object]:
+    """Run the real CLI with --json; show the command and its human-readable result."""
+    shown = " ".join(a if len(a) < 60 else a[:57] + "…" for a in args)
+    print(f"$ otaseal {shown}", flush=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "otaseal", *args, "--json"],
+        cwd=cwd, capture_output=True, text=True, check=False,
+    )
+    if proc.stderr.strip():
+        print("  " + proc.stderr.strip().replace("\n", "\n  "))
+    if proc.returncode != expect:
+        print(proc.stdout)
+        sys.exit(f"demo: expected exit {expect}, got {proc.returncode}")
+    doc: dict[str, object] = json.loads(proc.stdout)
+    return doc
+
+
+def device(project: Path, work: Path, name: str, channel: str, *, expect: int = 0,
+           ) -> dict[str, object]:
+    """One device's update check."""
+    result = otaseal(
+        "fetch", "--store", str(project / "store"), "--app", APP, "--channel", channel,
+        "--root", str(project / "root.json"),
+        "--decryption-key", str(project / "keys" / "app-decryption.pem"),
+        "--state", str(work / name / "state"), "--install-id", name,
+        "--out", str(work / name / "www"), cwd=project, expect=expect,
+    )
+    if expect == 0:
+        print(f"  {name}: {result['status']}"
+              + (f" {result['label']} ({str(result['digest'])[:12]})" if result["label"] else "")
+              + (f" — {result['detail']}" if result.get("detail") else ""))
+    return result
+
+
+def pick_devices(salt: str, basis_points: int) -> tuple[str, str]:
+    """One install id inside the cohort and one outside (the rule is public: see SPEC)."""
+    ids = [f"device-{i}" for i in range(1, 500)]
+    inside = next(i for i in ids if rollout_bucket(APP, "production", salt, i) < basis_points)
+    outside = next(i for i in ids if rollout_bucket(APP, "production", salt, i) >= basis_points)
+    return inside, outside
+
+
+def main() -> None:
+    """Run the story in a temporary directory."""
+    work = Path(tempfile.mkdtemp(prefix="otaseal-demo-"))
+    project = work / "project"
+    try:
+        step("1. a new project: keys, signed root.json, otaseal.yml, a folder store")
+        created = otaseal("init", "--app", APP, "--dir", str(project), cwd=work)
+        print(f"  created {created['config']}, keys for {', '.join(created['keys'])}")  # type: ignore[arg-type]
+
+        step("2. publish examples/web to beta")
+        v1 = otaseal("publish", str(WEB), "--channel", "beta", "--label", "1.0.0", cwd=project)
+        print(f"  beta v{v1['manifest_version']}: {v1['label']} sha256 {v1['bundle_sha256']}")
+        otaseal("publish", str(WEB), "--channel", "beta", "--label", "1.0.0", cwd=project)
+
+        step("3. a beta device fetches, verifies and installs it")
+        device(project, work, "tester", "beta")
+        for path in sorted((work / "tester" / "www").rglob("*")):
+            if path.is_file():
+                print(f"    {path.relative_to(work / 'tester' / 'www')}  {path.stat().st_size} B")
+
+        step("4. a second build goes to beta, then to production for 10 % of devices")
+        build2 = work / "web-1.1.0"
+        shutil.copytree(WEB, build2)
+        index = build2 / "index.html"
+        index.write_text(index.read_text().replace("web build 1.0.0", "web build 1.1.0"))
+        otaseal("publish", str(build2), "--channel", "beta", "--label", "1.1.0", cwd=project)
+        otaseal("promote", "--from", "beta", "--to", "production", "--release", "1.0.0",
+                cwd=project)
+        promoted = otaseal("promote", "--from", "beta", "--to", "production", "--rollout", "10",
+                           cwd=project)
+        release = promoted["release"]
+        assert isinstance(release, dict)  # noqa: S101 - demo sanity
+        inside, outside = pick_devices(str(release["rollout_salt"]), 1000)
+
+        step(f"5. two production devices: {inside} is inside the 10 % cohort, {outside} is not")
+        device(project, work, inside, "production")
+        device(project, work, outside, "production")
+
+        step("6. raise production to 100 %: the second device gets 1.1.0 too")
+        otaseal("rollout", "--channel", "production", "--percent", "100", cwd=project)
+        device(project, work, outside, "production")
+
+        step("7. revert production: both devices go back to 1.0.0")
+        otaseal("revert", "--channel", "production", cwd=project)
+        device(project, work, inside, "production")
+        device(project, work, outside, "production")
+        status = otaseal("status", cwd=project)
+        for name, row in status["channels"].items():  # type: ignore[attr-defined]
+            current = row["current"] or {}
+            print(f"  {name:<11} v{row['manifest_version']}  {current.get('label')} "
+                  f"at {current.get('rollout')} %")
+
+        step("8. an attacker flips one byte of the stored bundle: a new device refuses it")
+        sha = str(v1["bundle_sha256"])
+        bundle = project / "store" / APP / "bundles" / f"{sha}.cub"
+        data = bytearray(bundle.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        bundle.write_bytes(bytes(data))
+        refused = device(project, work, "new-device", "production", expect=4)
+        print(f"  refused: {refused['error']['type']}")  # type: ignore[index]
+        print(f"  nothing installed: {not (work / 'new-device' / 'www').exists()}")
+        print("\ndemo finished: every step above ran the real CLI against a folder store.")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

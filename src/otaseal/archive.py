@@ -1,0 +1,990 @@
+"""The plaintext bundle: a deterministic zip of a web build, its file index, hygiene, extraction.
+
+Same files in, same bytes out, whatever the mtimes, modes, listing order or worker count: that is
+what makes a no-op release detectable and a build reproducible. The zip container is written here
+rather than by :mod:`zipfile` (docs/adr/0003-own-zip-writer.md): the stdlib cannot store entries
+compressed on other threads, and a non-seekable output needs each entry's CRC and sizes before its
+local header. Extraction treats the zip as hostile even after its digest was verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import struct
+import tempfile
+import unicodedata
+import zipfile
+import zlib
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, Generic, TypeVar
+
+from otaseal.errors import ArchiveError, HygieneError, InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from concurrent.futures import Future
+
+    from _typeshed import SupportsWrite
+
+__all__ = [
+    "INDEX_PATH",
+    "FileEntry",
+    "Index",
+    "IndexDiff",
+    "PackResult",
+    "extract",
+    "pack",
+]
+
+INDEX_PATH = ".otaseal/index.json"
+INDEX_VERSION = 1
+MAX_INDEX_SIZE = 64 << 20
+"""Largest index.json extraction accepts (about 500 000 files); it is not part of the budget."""
+
+# The next three values shape the output bytes: changing one changes every bundle's digest.
+COMPRESSION_LEVEL = 6
+CHUNK_SIZE = 1 << 20
+"""Files above this size are deflated in pieces of this size on several threads."""
+_DICT_SIZE = 32 << 10  # each piece is primed with the 32 KiB before it, as pigz does
+
+_SPOOL_MEMORY = 8 << 20  # compressed pieces of one entry kept in memory before spilling to disk
+_READ_SIZE = 1 << 20
+_EXTRACT_READ_SIZE = 256 << 10
+_SNIFF_SIZE = 4096
+_SHOWN = 10  # paths listed in one message
+
+_ZIP32_MAX = 0xFFFFFFFE  # 0xFFFFFFFF means "see ZIP64", which we neither write nor need
+_MAX_ENTRIES = 0xFFFE
+_LOCAL = struct.Struct("<IHHHHHIIIHH")
+_CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
+_END = struct.Struct("<IHHHHIIH")
+_VERSION_NEEDED = 20  # 2.0: deflate
+_VERSION_MADE_BY = (3 << 8) | 20  # Unix, so readers honour the mode in external_attr
+_FLAG_UTF8 = 0x0800
+_DOS_TIME = 0
+_DOS_DATE = (0 << 9) | (1 << 5) | 1  # 1980-01-01
+_FILE_ATTR = (stat.S_IFREG | 0o644) << 16
+_DOS_DIRECTORY = 0x10
+_ENCRYPTION_FLAGS = 0x0001 | 0x0040 | 0x2000  # traditional, strong, masked central directory
+_ALLOWED_FLAGS = 0x0002 | 0x0004 | 0x0008 | _FLAG_UTF8  # deflate options, descriptor, UTF-8
+
+_DRIVE = re.compile(r"[A-Za-z]:")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_PRIVATE_KEY = re.compile(rb"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
+_SECRET_NAMES = (
+    ".env",
+    ".env.*",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "id_rsa*",
+    "id_ed25519*",
+    "*.jks",
+    "*.keystore",
+    ".npmrc",
+)
+_RESERVED = _FOLDED_RESERVED = ".otaseal"
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+# --- the index -----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """One file of the build: its posix path relative to the build root, size and SHA-256 (hex)."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndexDiff:
+    """What changed between two releases, for the PR comment."""
+
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    changed: tuple[str, ...]
+    size_delta: int
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """Every file of a bundle, sorted by UTF-8 path; stored as the zip's first entry."""
+
+    files: tuple[FileEntry, ...]
+
+    @property
+    def total_size(self) -> int:
+        """Bytes the files take once extracted."""
+        return sum(f.size for f in self.files)
+
+    def to_json(self) -> bytes:
+        """Compact JSON with sorted keys: the same index always gives the same bytes."""
+        doc = {
+            "files": [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in self.files],
+            "version": INDEX_VERSION,
+        }
+        return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Index:
+        """Parse and validate an index; raise :class:`ArchiveError` if anything is off."""
+        try:
+            doc = json.loads(
+                data.decode("utf-8"),
+                object_pairs_hook=_unique_keys,
+                parse_constant=_reject_constant,
+            )
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            raise _malformed("it is not UTF-8 JSON without duplicate keys") from None
+        if not isinstance(doc, dict):
+            raise _malformed("the top level is not an object")
+        version = doc.get("version")
+        if type(version) is not int or version != INDEX_VERSION:
+            raise _malformed(f'"version" is not {INDEX_VERSION}')
+        items = doc.get("files")
+        if not isinstance(items, list):
+            raise _malformed('"files" is not a list')
+        files: list[FileEntry] = []
+        previous = b""
+        for item in items:
+            entry = _parse_entry(item)
+            key = entry.path.encode()
+            if key <= previous:
+                raise _malformed(f"path {entry.path!r} is out of order or repeated")
+            previous = key
+            files.append(entry)
+        clash = _collision(f.path for f in files)
+        if clash is not None:
+            raise _malformed(f"paths {clash[0]!r} and {clash[1]!r} collide when case is ignored")
+        return cls(tuple(files))
+
+    def diff(self, older: Index) -> IndexDiff:
+        """Paths added, removed and changed since ``older``, and the change in total size."""
+        old = {f.path: f for f in older.files}
+        new = {f.path: f for f in self.files}
+        return IndexDiff(
+            added=tuple(p for p in new if p not in old),
+            removed=tuple(p for p in old if p not in new),
+            changed=tuple(p for p, f in new.items() if p in old and old[p] != f),
+            size_delta=self.total_size - older.total_size,
+        )
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        raise ValueError("duplicate key")
+    return doc
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(name)
+
+
+def _parse_entry(item: object) -> FileEntry:
+    if not isinstance(item, dict):
+        raise _malformed("a file entry is not an object")
+    path, size, digest = item.get("path"), item.get("size"), item.get("sha256")
+    if not isinstance(path, str):
+        raise _malformed('a file entry has no string "path"')
+    problem = _name_problem(path) or ("is reserved" if _is_reserved(path) else None)
+    if problem is not None:
+        raise _malformed(f"path {path!r} {problem}")
+    if type(size) is not int or size < 0:
+        raise _malformed(f'"size" of {path!r} is not a non-negative integer')
+    if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
+        raise _malformed(f'"sha256" of {path!r} is not 64 lowercase hex digits')
+    return FileEntry(path, size, digest)
+
+
+def _malformed(detail: str) -> ArchiveError:
+    return ArchiveError(
+        f"the bundle's index ({INDEX_PATH}) is malformed: {detail}",
+        expected='{"version": 1, "files": [{"path", "size", "sha256"}, ...]} sorted by path',
+        fix="the bundle was not made by otaseal or is damaged; publish it again",
+    )
+
+
+# --- entry names: one set of rules binds pack and extract ----------------------------------------
+def _name_problem(path: str) -> str | None:
+    """Why ``path`` cannot name a file in a bundle, or None."""
+    if not path:
+        return "is empty"
+    if "\x00" in path:
+        return "contains a NUL byte"
+    if "\\" in path:
+        return "contains a backslash"
+    if _CONTROL.search(path):
+        return "contains a control character"
+    if path.startswith("/"):
+        return "is an absolute path"
+    if _DRIVE.match(path):
+        return "starts with a drive letter"
+    segments = path.split("/")
+    if "" in segments:
+        return "has an empty segment"
+    if "." in segments or ".." in segments:
+        return "has a '.' or '..' segment"
+    try:
+        size = len(path.encode())
+    except UnicodeEncodeError:
+        return "is not valid UTF-8"
+    return "is longer than 65535 bytes" if size > 0xFFFF else None
+
+
+def _fold(path: str) -> str:
+    """Canonical caseless form: how case- and normalization-insensitive filesystems compare."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", path).casefold())
+
+
+def _is_reserved(path: str) -> bool:
+    return _fold(path.split("/", 1)[0]) == _FOLDED_RESERVED
+
+
+def _collision(paths: Iterable[str]) -> tuple[str, str] | None:
+    """First pair of paths that would land on the same file or directory on a device, or None."""
+    files: dict[str, str] = {}
+    dirs: dict[str, str] = {}
+    for path in paths:
+        key = _fold(path)
+        other = files.get(key, dirs.get(key))
+        if other is not None:
+            return other, path
+        parent = ""
+        for segment in key.split("/")[:-1]:
+            parent = f"{parent}/{segment}" if parent else segment
+            if parent in files:
+                return files[parent], path
+            dirs.setdefault(parent, path)
+        files[key] = path
+    return None
+
+
+def _listing(paths: Sequence[str]) -> str:
+    shown = ", ".join(paths[:_SHOWN])
+    more = len(paths) - _SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+# --- pack ----------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class PackResult:
+    """The index written into the zip, warnings for the user, and the zip's length and SHA-256."""
+
+    index: Index
+    warnings: tuple[str, ...]
+    length: int
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Hygiene:
+    label: str
+    expected: str
+    fix: str
+
+
+_HYGIENE = {
+    "symlink": _Hygiene(
+        "symlink(s)",
+        "regular files only: a symlink can point outside the build, and devices install only "
+        "the bytes inside the bundle",
+        "replace each symlink with the file it points to (copy with `cp -L`) or make the build "
+        "write plain files",
+    ),
+    "special": _Hygiene(
+        "special file(s) (fifo, socket or device)",
+        "regular files only",
+        "remove them from the build directory",
+    ),
+    "reserved": _Hygiene(
+        "path(s) under the reserved .otaseal/ folder",
+        ".otaseal/ to be absent: the bundle keeps its own index there",
+        "rename or remove the .otaseal folder in the build",
+    ),
+    "name": _Hygiene(
+        "file name(s) that devices cannot extract safely",
+        "UTF-8 names without backslashes, control characters or drive letters",
+        "rename these files in the build",
+    ),
+    "collision": _Hygiene(
+        "file names that collide on case-insensitive filesystems (iOS, macOS, some Android)",
+        "paths that stay distinct when case and Unicode normalization are ignored",
+        "rename one file of each pair",
+    ),
+    "secret": _Hygiene(
+        "file(s) that look like secrets",
+        "no credentials in a web bundle: anyone who has the app can read every file in it",
+        "remove them from the build output and rotate any key that shipped before; if a file is "
+        "a false positive, add a pattern matching its path to `allow`",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Digest:
+    size: int
+    sha256: str
+    crc: int
+    has_private_key: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    file: int
+    path: Path
+    offset: int
+    length: int
+    last: bool
+    whole: bool
+
+
+@dataclass(frozen=True, slots=True)
+class _Compressed:
+    piece: _Piece
+    parts: tuple[bytes, bytes]
+    crc: int
+    raw: memoryview
+    size: int
+
+
+def pack(
+    build_dir: Path,
+    out: SupportsWrite[bytes],
+    *,
+    allow: Sequence[str] = (),
+    workers: int | None = None,
+) -> PackResult:
+    """Write the deterministic bundle of ``build_dir`` to ``out``; never seeks ``out``.
+
+    Hygiene is checked before the first byte is written. If anything fails later (a file changed
+    while packing, the bundle outgrows 4 GiB), what was written to ``out`` is unusable.
+    """
+    threads = os.cpu_count() or 1 if workers is None else workers
+    if threads < 1:
+        raise InputError(f"workers is {threads}", expected="at least 1", fix="pass workers >= 1")
+    root = _check_build_dir(build_dir)
+    paths = _scan(root, allow)
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(threads)) if threads > 1 else None
+        with contextlib.closing(
+            _ordered(pool, _digest_file, (root / p for p in paths), 4 * threads)
+        ) as results:
+            digests = list(results)
+        _check_contents(root, paths, digests, allow)
+        index = Index(tuple(FileEntry(p, d.size, d.sha256) for p, d in zip(paths, digests)))
+        sink = _Sink(out)
+        _write_zip(sink, root, index, digests, pool, 2 * threads)
+    return PackResult(index, _warnings(paths, allow), sink.length, sink.sha256.hexdigest())
+
+
+def _check_build_dir(build_dir: Path) -> Path:
+    what = ""
+    if not build_dir.exists():
+        what = f"the build directory {build_dir} does not exist"
+    elif not build_dir.is_dir():
+        what = f"the build path {build_dir} is not a directory"
+    if what:
+        raise InputError(
+            what,
+            expected="the folder your web build writes (for example dist/ or www/)",
+            fix="run the web build first, or point otaseal at its output folder",
+        )
+    return build_dir
+
+
+def _scan(root: Path, allow: Sequence[str]) -> list[str]:
+    """Regular files under ``root`` sorted by UTF-8 path; raise on anything that must not ship."""
+    files: list[str] = []
+    problems: dict[str, list[str]] = {kind: [] for kind in _HYGIENE}
+    stack = [("", root)]
+    try:
+        while stack:
+            prefix, folder = stack.pop()
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    path = prefix + entry.name
+                    if entry.is_symlink():
+                        problems["symlink"].append(path)
+                    elif entry.is_dir(follow_symlinks=False):
+                        stack.append((path + "/", Path(entry.path)))
+                    elif entry.is_file(follow_symlinks=False):
+                        files.append(path)
+                    else:
+                        problems["special"].append(path)
+    except OSError as exc:
+        raise InputError(
+            f"cannot list {exc.filename}: {exc.strerror}",
+            expected="a build directory readable by the user running otaseal",
+            fix="fix the permissions of the build output",
+        ) from None
+    files.sort(key=lambda p: p.encode("utf-8", "surrogateescape"))
+    for path in files:
+        problem = _name_problem(path)
+        if problem is not None:
+            problems["name"].append(f"{path.encode('utf-8', 'surrogateescape')!r} ({problem})")
+        elif _is_reserved(path):
+            problems["reserved"].append(path)
+        elif _is_secret_name(path) and not _allowed(path, allow):
+            problems["secret"].append(f"{path} (its name)")
+    if not problems["name"]:
+        clash = _collision(files)
+        if clash is not None:
+            problems["collision"].append(f"{clash[0]} and {clash[1]}")
+    _raise_hygiene(root, problems)
+    _check_shape(root, files)
+    return files
+
+
+def _raise_hygiene(root: Path, problems: dict[str, list[str]]) -> None:
+    for kind, paths in problems.items():
+        if paths:
+            rule = _HYGIENE[kind]
+            paths.sort()
+            raise HygieneError(
+                f"the build directory {root} contains {len(paths)} {rule.label}: "
+                + _listing(paths),
+                expected=rule.expected,
+                fix=rule.fix,
+            )
+
+
+def _check_shape(root: Path, files: list[str]) -> None:
+    if not files:
+        raise InputError(
+            f"the build directory {root} contains no files",
+            expected="the output of your web build",
+            fix="run the web build before packing, and check the directory it writes to",
+        )
+    if "index.html" not in files:
+        raise HygieneError(
+            f"the build directory {root} has no index.html at its root",
+            expected="index.html at the top of the build: the app loads it first",
+            fix="point otaseal at the folder that holds index.html (for example dist/ or www/)",
+        )
+    if len(files) >= _MAX_ENTRIES:
+        raise InputError(
+            f"the build directory {root} holds {len(files)} files",
+            expected=f"fewer than {_MAX_ENTRIES} files in one bundle",
+            fix="leave out files the app does not load (source maps, unused assets)",
+        )
+
+
+def _is_secret_name(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1].lower()
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in _SECRET_NAMES)
+
+
+def _allowed(path: str, allow: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(path, pattern) for pattern in allow)
+
+
+def _check_contents(
+    root: Path, paths: Sequence[str], digests: Sequence[_Digest], allow: Sequence[str]
+) -> None:
+    secrets = [
+        f"{p} (contains a PEM private key)"
+        for p, d in zip(paths, digests)
+        if d.has_private_key and not _allowed(p, allow)
+    ]
+    _raise_hygiene(root, {"secret": secrets})
+    large = [p for p, d in zip(paths, digests) if d.size > _ZIP32_MAX]
+    if large:
+        raise InputError(
+            f"the build directory {root} has files of 4 GiB or more: {_listing(large)}",
+            expected="files below 4 GiB (bundles do not use ZIP64)",
+            fix="ship large media from a CDN instead of inside the live update",
+        )
+
+
+def _warnings(paths: Sequence[str], allow: Sequence[str]) -> tuple[str, ...]:
+    maps = [p for p in paths if p.lower().endswith(".map") and not _allowed(p, allow)]
+    if not maps:
+        return ()
+    return (
+        f"{len(maps)} source map(s) will ship and reveal your original source code: "
+        f"{_listing(maps)}. Turn source maps off for production builds, or add them to `allow` "
+        "to silence this warning.",
+    )
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """Open without following a symlink, and only if it is still a regular file."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {path}: {exc.strerror}",
+            expected="a build directory that nothing modifies while otaseal packs it",
+            fix="finish the build before packing, and fix the file's permissions",
+        ) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise HygieneError(
+            f"{path} is no longer a regular file",
+            expected="regular files only",
+            fix="do not modify the build directory while otaseal packs it",
+        )
+    return open(fd, "rb")  # noqa: PTH123 - a descriptor, not a path
+
+
+def _digest_file(path: Path) -> _Digest:
+    """Size, SHA-256 and CRC-32 in one streaming read; sniff the first 4 KiB for a private key."""
+    sha = hashlib.sha256()
+    crc = size = 0
+    with _open_regular(path) as f:
+        chunk = f.read(_READ_SIZE)
+        has_private_key = _PRIVATE_KEY.search(chunk, 0, _SNIFF_SIZE) is not None
+        while chunk:
+            sha.update(chunk)
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+            chunk = f.read(_READ_SIZE)
+    return _Digest(size, sha.hexdigest(), crc, has_private_key)
+
+
+def _pieces(root: Path, files: Sequence[FileEntry]) -> Iterator[_Piece]:
+    for number, entry in enumerate(files):
+        path = root / entry.path
+        if entry.size <= CHUNK_SIZE:
+            yield _Piece(number, path, 0, entry.size, last=True, whole=True)
+            continue
+        for offset in range(0, entry.size, CHUNK_SIZE):
+            length = min(CHUNK_SIZE, entry.size - offset)
+            last = offset + length == entry.size
+            yield _Piece(number, path, offset, length, last=last, whole=False)
+
+
+def _compress_piece(piece: _Piece) -> _Compressed:
+    """Deflate one piece; pieces after the first are primed with the 32 KiB before them."""
+    start = max(0, piece.offset - _DICT_SIZE)
+    head = piece.offset - start
+    with _open_regular(piece.path) as f:
+        f.seek(start)
+        # One byte more than expected at the end of a file, to notice that it grew.
+        buffer = memoryview(f.read(head + piece.length + (1 if piece.last else 0)))
+    data = buffer[head:]
+    if head:
+        comp = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -15, zdict=buffer[:head])
+    else:
+        comp = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -15)
+    tail = comp.flush(zlib.Z_FINISH if piece.last else zlib.Z_SYNC_FLUSH)
+    parts = (comp.compress(data), tail) if False else _deflate(comp, data, piece.last)
+    del tail
+    crc = zlib.crc32(data) if piece.whole else 0
+    return _Compressed(piece, parts, crc, data, len(data))
+
+
+def _deflate(comp: zlib._Compress, data: memoryview, last: bool) -> tuple[bytes, bytes]:
+    body = comp.compress(data)
+    return body, comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
+def _ordered(
+    pool: ThreadPoolExecutor | None,
+    work: Callable[[_T], _R],
+    items: Iterable[_T],
+    window: int,
+) -> Iterator[_R]:
+    """``map`` on the pool, in order, with at most ``window`` items in flight."""
+    if pool is None:
+        yield from map(work, items)
+        return
+    pending: deque[Future[_R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+class _Sink:
+    """Writes through to ``out`` while hashing and counting what was written."""
+
+    __slots__ = ("_out", "length", "sha256")
+
+    def __init__(self, out: SupportsWrite[bytes]) -> None:
+        self._out = out
+        self.sha256 = hashlib.sha256()
+        self.length = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._out.write(data)  # type: ignore[arg-type]  # memoryview is bytes-like
+        self.sha256.update(data)
+        self.length += len(data)
+
+
+class _Spool(Generic[_T]):
+    """Compressed pieces of one entry: in memory up to a bound, then in a temporary file."""
+
+    __slots__ = ("_file", "_parts", "size")
+
+    def __init__(self) -> None:
+        self._parts: list[bytes] = []
+        self._file: BinaryIO | None = None
+        self.size = 0
+
+    def add(self, part: bytes) -> None:
+        self.size += len(part)
+        if self._file is None and self.size > _SPOOL_MEMORY:
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+            for kept in self._parts:
+                self._file.write(kept)
+            self._parts.clear()
+        if self._file is None:
+            self._parts.append(part)
+        else:
+            self._file.write(part)
+
+    def drain(self, sink: _Sink) -> None:
+        if self._file is None:
+            for part in self._parts:
+                sink.write(part)
+            return
+        self._file.seek(0)
+        while chunk := self._file.read(_READ_SIZE):
+            sink.write(chunk)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+class _ZipWriter:
+    """Local headers, then the central directory and end record; no ZIP64, no data descriptors."""
+
+    __slots__ = ("_central", "_sink")
+
+    def __init__(self, sink: _Sink) -> None:
+        self._sink = sink
+        self._central: list[bytes] = []
+
+    def entry(self, name: str, *, crc: int, size: int, compressed: int) -> None:
+        """Write the local header; the caller writes exactly ``compressed`` bytes next."""
+        encoded = name.encode()
+        offset = self._sink.length
+        self._fits(_LOCAL.size + len(encoded) + compressed)
+        fields = (_FLAG_UTF8, zipfile.ZIP_DEFLATED, _DOS_TIME, _DOS_DATE, crc, compressed, size)
+        self._sink.write(
+            _LOCAL.pack(0x04034B50, _VERSION_NEEDED, *fields, len(encoded), 0) + encoded
+        )
+        self._central.append(
+            _CENTRAL.pack(
+                0x02014B50,
+                _VERSION_MADE_BY,
+                _VERSION_NEEDED,
+                *fields,
+                len(encoded),
+                0,
+                0,
+                0,
+                0,
+                _FILE_ATTR,
+                offset,
+            )
+            + encoded
+        )
+
+    def finish(self) -> None:
+        start = self._sink.length
+        size = sum(len(record) for record in self._central)
+        self._fits(size)
+        for record in self._central:
+            self._sink.write(record)
+        count = len(self._central)
+        self._sink.write(_END.pack(0x06054B50, 0, 0, count, count, size, start, 0))
+
+    def _fits(self, more: int) -> None:
+        if self._sink.length + more > _ZIP32_MAX:
+            raise InputError(
+                "the bundle would grow beyond 4 GiB",
+                expected="a bundle below 4 GiB (bundles do not use ZIP64)",
+                fix="ship large media from a CDN instead of inside the live update",
+            )
+
+
+def _write_zip(
+    sink: _Sink,
+    root: Path,
+    index: Index,
+    digests: Sequence[_Digest],
+    pool: ThreadPoolExecutor | None,
+    window: int,
+) -> None:
+    writer = _ZipWriter(sink)
+    data = index.to_json()
+    comp = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -15)
+    parts = _deflate(comp, memoryview(data), last=True)
+    writer.entry(INDEX_PATH, crc=zlib.crc32(data), size=len(data), compressed=_length(parts))
+    for part in parts:
+        sink.write(part)
+    spool: _Spool[None] = _Spool()
+    crc = size = 0
+    try:
+        with contextlib.closing(
+            _ordered(pool, _compress_piece, _pieces(root, index.files), window)
+        ) as results:
+            for done in results:
+                entry, digest = index.files[done.piece.file], digests[done.piece.file]
+                if done.piece.whole:
+                    _same_file(root, entry, digest, done.crc, done.size)
+                    writer.entry(entry.path, crc=done.crc, size=done.size,
+                                 compressed=_length(done.parts))
+                    for part in done.parts:
+                        sink.write(part)
+                    continue
+                crc = zlib.crc32(done.raw, crc)
+                size += done.size
+                for part in done.parts:
+                    spool.add(part)
+                if done.piece.last:
+                    _same_file(root, entry, digest, crc, size)
+                    writer.entry(entry.path, crc=crc, size=size, compressed=spool.size)
+                    spool.drain(sink)
+                    spool.close()
+                    spool, crc, size = _Spool(), 0, 0
+    finally:
+        spool.close()
+    writer.finish()
+
+
+def _length(parts: tuple[bytes, bytes]) -> int:
+    return len(parts[0]) + len(parts[1])
+
+
+def _same_file(root: Path, entry: FileEntry, digest: _Digest, crc: int, size: int) -> None:
+    if (crc, size) != (digest.crc, digest.size):
+        raise InputError(
+            f"{root / entry.path} changed while otaseal was packing it",
+            expected="a build directory that nothing modifies while otaseal packs it",
+            fix="wait for the build to finish before packing",
+        )
+
+
+# --- extract -------------------------------------------------------------------------------------
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    zlib.error,
+    NotImplementedError,
+    ValueError,
+    struct.error,
+)
+
+
+def extract(zip_path: Path, dest: Path, *, max_total_size: int) -> Index:
+    """Check ``zip_path`` against its index and unpack it into the empty ``dest``.
+
+    Nothing is written unless every entry passes the name and type rules and the index fits
+    ``max_total_size``; if a file then fails its size or hash, everything written is removed.
+    """
+    _check_dest(dest)
+    with _reading(), _open_zip(zip_path) as zf:
+        infos = zf.infolist()
+        _check_entries(infos)
+        index = _read_index(zf, infos[0])
+        by_name = _match_index(infos, index)
+        if index.total_size > max_total_size:
+            raise ArchiveError(
+                f"the bundle unpacks to {index.total_size} bytes",
+                expected=f"at most {max_total_size} bytes, the size the release was signed with",
+                fix="the bundle does not belong to this release; publish it again",
+            )
+        created = _make_dest(dest)
+        try:
+            made: set[str] = set()
+            for entry in index.files:
+                _extract_file(zf, by_name[entry.path], entry, dest, made)
+        except BaseException:
+            _undo(dest, created)
+            raise
+    return index
+
+
+@contextlib.contextmanager
+def _reading() -> Iterator[None]:
+    try:
+        yield
+    except _ZIP_ERRORS as exc:
+        raise ArchiveError(
+            f"the bundle is not a readable zip ({type(exc).__name__}: {exc})",
+            expected="a zip written by otaseal pack",
+            fix="the bundle is damaged or forged; publish it again",
+        ) from None
+
+
+def _open_zip(zip_path: Path) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(zip_path)
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {zip_path}: {exc.strerror}",
+            expected="a readable bundle file",
+            fix="check the path",
+        ) from None
+
+
+def _refuse(name: str, problem: str) -> ArchiveError:
+    return ArchiveError(
+        f"the bundle's zip entry {name!r} {problem}",
+        expected="relative UTF-8 paths of regular, unencrypted stored or deflated files, "
+        "each listed once in the index",
+        fix="the bundle was not made by otaseal pack or was tampered with; do not install it",
+    )
+
+
+def _entry_problem(info: zipfile.ZipInfo) -> str | None:
+    problem = _name_problem(info.orig_filename)
+    if problem is not None:
+        return f"has a name that {problem}"
+    if info.flag_bits & _ENCRYPTION_FLAGS:
+        return "is encrypted"
+    if info.flag_bits & ~_ALLOWED_FLAGS:
+        return f"uses unsupported zip features (flags 0x{info.flag_bits:04x})"
+    if info.compress_type not in {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}:
+        return f"uses compression method {info.compress_type}, not stored (0) or deflate (8)"
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        return "is a symlink"
+    if stat.S_IFMT(mode) not in {0, stat.S_IFREG} or info.external_attr & _DOS_DIRECTORY:
+        return "is not a regular file"
+    return None
+
+
+def _check_entries(infos: Sequence[zipfile.ZipInfo]) -> None:
+    if not infos or infos[0].orig_filename != INDEX_PATH:
+        where = "missing"
+        if any(i.orig_filename == INDEX_PATH for i in infos):
+            where = "not the first entry"
+        raise _refuse(INDEX_PATH, f"is {where}")
+    if infos[0].header_offset != 0:
+        raise _refuse(INDEX_PATH, "does not start the file (data precedes the zip)")
+    seen: set[str] = set()
+    for info in infos:
+        name = info.orig_filename
+        problem = _entry_problem(info)
+        if problem is None and name in seen:
+            problem = "appears more than once"
+        if problem is None and info is not infos[0] and _is_reserved(name):
+            problem = "is under the reserved .otaseal/ folder"
+        if problem is not None:
+            raise _refuse(name, problem)
+        seen.add(name)
+    clash = _collision(i.orig_filename for i in infos[1:])
+    if clash is not None:
+        raise _refuse(clash[1], f"collides with {clash[0]!r} when case is ignored")
+
+
+def _read_index(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Index:
+    with zf.open(info) as src:
+        data = src.read(MAX_INDEX_SIZE + 1)
+    if len(data) > MAX_INDEX_SIZE:
+        raise _refuse(INDEX_PATH, f"is larger than {MAX_INDEX_SIZE} bytes")
+    return Index.from_json(data)
+
+
+def _match_index(infos: Sequence[zipfile.ZipInfo], index: Index) -> dict[str, zipfile.ZipInfo]:
+    by_name = {i.orig_filename: i for i in infos[1:]}
+    listed = {f.path for f in index.files}
+    extra = sorted(by_name.keys() - listed)
+    if extra:
+        raise _refuse(extra[0], f"is not in the index ({len(extra)} such entries)")
+    missing = sorted(listed - by_name.keys())
+    if missing:
+        raise _refuse(missing[0], f"is in the index but not in the zip ({len(missing)} missing)")
+    return by_name
+
+
+def _check_dest(dest: Path) -> None:
+    problem = ""
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        problem = "is not a directory"
+    elif dest.exists() and any(dest.iterdir()):
+        problem = "is not empty"
+    if problem:
+        raise InputError(
+            f"the extraction directory {dest} {problem}",
+            expected="an empty or not yet existing directory",
+            fix="extract into a fresh directory",
+        )
+
+
+def _make_dest(dest: Path) -> Path | None:
+    """Create ``dest``; return the topmost directory created, to remove on failure."""
+    if dest.exists():
+        return None
+    top = dest
+    while not top.parent.exists():
+        top = top.parent
+    dest.mkdir(parents=True)
+    return top
+
+
+def _undo(dest: Path, created: Path | None) -> None:
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+        return
+    for child in dest.iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink()
+
+
+def _extract_file(
+    zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: FileEntry, dest: Path, made: set[str]
+) -> None:
+    """Write one file, stopping one byte past its indexed size, and check its hash."""
+    segments = entry.path.split("/")
+    folder = dest
+    sha = hashlib.sha256()
+    written = 0
+    try:
+        for depth, segment in enumerate(segments[:-1], start=1):
+            folder = folder / segment
+            key = "/".join(segments[:depth])
+            if key not in made:
+                folder.mkdir()  # never exist_ok: dest started empty, so every folder is ours
+                made.add(key)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(folder / segments[-1], flags | getattr(os, "O_BINARY", 0), 0o644)
+        with open(fd, "wb") as out, zf.open(info) as src:  # noqa: PTH123 - a descriptor
+            while chunk := src.read(min(_EXTRACT_READ_SIZE, entry.size + 1 - written)):
+                written += len(chunk)
+                if written > entry.size:
+                    break
+                sha.update(chunk)
+                out.write(chunk)
+    except OSError as exc:
+        raise InputError(
+            f"cannot write {entry.path} under {dest}: {exc.strerror}",
+            expected="a writable extraction directory with enough free space",
+            fix="free some space or fix the directory's permissions",
+        ) from None
+    if written != entry.size:
+        raise _refuse(entry.path, f"unpacks to {'more' if written > entry.size else 'fewer'} "
+                      f"than the {entry.size} bytes its index entry says")
+    if sha.hexdigest() != entry.sha256:
+        raise _refuse(entry.path, "does not match the SHA-256 in the index")

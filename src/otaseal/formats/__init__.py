@@ -1,0 +1,1 @@
+"""Bundle formats: the native sealed ``.cub`` and the Capgo-compatible zip."""
