@@ -8,6 +8,10 @@ Every secret value, and every form derived from it, goes to the masker before an
 happens with it, so no log line can show it. Nothing secret is written to disk, and no error
 text contains a value: errors name the reference (see :func:`describe_ref`) and say why.
 boto3, hvac and requests are imported only when a reference needs them (CLI start-up time).
+
+``env`` serves ``env:`` references and the Vault settings (VAULT_ADDR, VAULT_TOKEN, VAULT_ROLE,
+the runner's ACTIONS_ID_TOKEN_REQUEST_*). AWS settings (credentials, region, AWS_ENDPOINT_URL)
+come from boto3's own chain over the process environment, as every AWS tool reads them.
 """
 
 from __future__ import annotations
@@ -330,11 +334,15 @@ def _aws(call: Callable[[], T], *, at: _At, missing: str = "", grant: str = "") 
 
 
 def _aws_client(service: str, target: str, at: _At) -> Any:  # noqa: ANN401 - boto3 is untyped
-    """A boto3 client from the usual AWS settings (AWS_REGION, AWS_ENDPOINT_URL, credentials)."""
+    """A boto3 client from the process's usual AWS settings; the region of an ARN wins.
+
+    boto3 reads AWS_DEFAULT_REGION but not AWS_REGION, which many workflows set alone.
+    """
     import boto3  # noqa: PLC0415 - lazy: CLI start-up time
 
-    region = _arn_region(target)
-    return _aws(lambda: boto3.session.Session().client(service, region_name=region), at=at)
+    session = boto3.session.Session()
+    region = _arn_region(target) or session.region_name or os.environ.get("AWS_REGION") or None
+    return _aws(lambda: session.client(service, region_name=region), at=at)
 
 
 def _from_aws_sm(ref: _Ref, look: _Lookup) -> bytes:
@@ -487,7 +495,7 @@ def _fetch_github_oidc_token(request_url: str, request_token: str, audience: str
     return value
 
 
-def _vault_error(exc: Exception, at: _At, doing: str) -> Exception:
+def _vault_error(exc: Exception, at: _At, doing: str, hint: str = "") -> Exception:
     """The error to raise for an hvac / requests failure: its HTTP meaning, never Vault's text."""
     import hvac.exceptions  # noqa: PLC0415 - lazy: CLI start-up time
     import requests  # noqa: PLC0415
@@ -495,7 +503,7 @@ def _vault_error(exc: Exception, at: _At, doing: str) -> Exception:
     if isinstance(exc, hvac.exceptions.InvalidPath):
         return at.error(
             f": {doing}: nothing there (HTTP 404)",
-            fix="check the mount and the path (KV v2: `bao kv get -mount=MOUNT PATH`)",
+            fix="check the mount and the path" + hint,
         )
     if isinstance(exc, (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized)):
         return at.error(
@@ -584,7 +592,8 @@ def _from_vault(ref: _Ref, look: _Lookup) -> bytes:
             path=path, mount_point=mount, raise_on_deleted_version=True
         )
     except Exception as exc:  # noqa: BLE001 - hvac / requests errors, mapped without their text
-        raise _vault_error(exc, look.at, f"reading {mount}/{path}") from None
+        hint = f" (a KV version 2 mount: `vault kv get -mount={mount} {path}`)"
+        raise _vault_error(exc, look.at, f"reading {mount}/{path}", hint) from None
     try:
         doc = response["data"]["data"]
     except (KeyError, TypeError):
