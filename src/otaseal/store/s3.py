@@ -130,7 +130,12 @@ class _Lease:
 
 
 class S3Store:
-    """A ``Storage`` on an S3 bucket (AWS, or any S3-compatible service via ``endpoint_url``)."""
+    """A ``Storage`` on an S3 bucket (AWS, or any S3-compatible service via ``endpoint_url``).
+
+    Credentials and region come from the usual AWS environment; ``client`` injects a configured
+    boto3 client instead. ``part_size``, ``page_size`` and the ``lock_*`` timings (seconds) are
+    tuning knobs with production defaults.
+    """
 
     def __init__(
         self,
@@ -176,13 +181,21 @@ class S3Store:
                 # we store is guaranteed by signed digests anyway.
                 request_checksum_calculation="when_required",
                 response_checksum_validation="when_required",
-                s3={"addressing_style": "path"} if self._endpoint_url else None,
+                s3={"addressing_style": "path"} if self._custom_endpoint() else None,
             )
             with self._translate("connect to", None):
                 self._client = boto3.session.Session().client(
                     "s3", endpoint_url=self._endpoint_url, config=config
                 )
         return self._client
+
+    def _custom_endpoint(self) -> bool:
+        """S3-compatible services (also via boto3's endpoint variables) need path-style URLs."""
+        return bool(
+            self._endpoint_url
+            or os.environ.get("AWS_ENDPOINT_URL_S3")
+            or os.environ.get("AWS_ENDPOINT_URL")
+        )
 
     def _full_key(self, key: str) -> str:
         if not key or key.startswith("/"):
@@ -193,11 +206,11 @@ class S3Store:
         return self.describe() if key is None else f"{self.describe()}/{key}"
 
     def _endpoint_name(self) -> str:
-        if self._endpoint_url:
-            parts = urlsplit(self._endpoint_url)
-            return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        region = getattr(getattr(self._client, "meta", None), "region_name", None)
-        return f"AWS S3 ({region or 'default region'})"
+        url = self._endpoint_url or getattr(getattr(self._client, "meta", None), "endpoint_url", "")
+        if not url:
+            return "AWS S3"
+        parts = urlsplit(str(url))  # without user info or path
+        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
     @contextmanager
     def _translate(self, action: str, key: str | None) -> Iterator[None]:
@@ -234,6 +247,13 @@ class S3Store:
                 f"when trying to {action} {where}",
                 expected="the bucket's region",
                 fix="Set AWS_REGION to the bucket's region",
+            )
+        if code == "NotImplemented" or status == 501:  # noqa: PLR2004 - HTTP status
+            return StoreError(
+                f"the store cannot {action} {where}: it answered {code or 'HTTP 501'}",
+                expected="an S3 service with conditional writes (If-None-Match / If-Match)",
+                fix="Use a service that supports them, or enable the store's lock mode and "
+                "accept its weaker guarantees (docs/adr/0004-s3-conditional-writes.md)",
             )
         return StoreError(
             f"could not {action} {where}: the store answered {code or 'an error'} (HTTP {status})",
