@@ -40,6 +40,9 @@ def otaseal(*args: str, cwd: Path, expect: int = 0) -> dict[str, object]:
         print(proc.stdout)
         sys.exit(f"demo: expected exit {expect}, got {proc.returncode}")
     doc: dict[str, object] = json.loads(proc.stdout)
+    if "event" in doc:
+        state = "unchanged" if doc["noop"] else f"v{doc['manifest_version']} ({doc['event']})"
+        print(f"  {doc['channel']}: {state}")
     return doc
 
 
@@ -47,11 +50,10 @@ def device(project: Path, work: Path, name: str, channel: str, *, expect: int = 
            ) -> dict[str, object]:
     """One device's update check."""
     result = otaseal(
-        "fetch", "--store", str(project / "store"), "--app", APP, "--channel", channel,
-        "--root", str(project / "root.json"),
-        "--decryption-key", str(project / "keys" / "app-decryption.pem"),
-        "--state", str(work / name / "state"), "--install-id", name,
-        "--out", str(work / name / "www"), cwd=project, expect=expect,
+        "fetch", "--store", "project/store", "--app", APP, "--channel", channel,
+        "--root", "project/root.json", "--decryption-key", "project/keys/app-decryption.pem",
+        "--state", f"{name}/state", "--install-id", name, "--out", f"{name}/www",
+        cwd=work, expect=expect,
     )
     if expect == 0:
         print(f"  {name}: {result['status']}"
@@ -79,7 +81,8 @@ def main() -> None:
 
         step("2. publish examples/web to beta")
         v1 = otaseal("publish", str(WEB), "--channel", "beta", "--label", "1.0.0", cwd=project)
-        print(f"  beta v{v1['manifest_version']}: {v1['label']} sha256 {v1['bundle_sha256']}")
+        print(f"  {v1['files']} files sealed: {v1['bundle_size']} bytes, "
+              f"sha256 {v1['bundle_sha256']}")
         otaseal("publish", str(WEB), "--channel", "beta", "--label", "1.0.0", cwd=project)
 
         step("3. a beta device fetches, verifies and installs it")

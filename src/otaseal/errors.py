@@ -24,12 +24,8 @@ class Error(Exception):
 
     def diagnostics(self) -> str:
         """Return one paragraph: observed, expected, what to do."""
-        parts = [self.what.rstrip(".") + "."]
-        if self.expected:
-            parts.append("Expected " + self.expected.rstrip(".") + ".")
-        if self.fix:
-            parts.append(self.fix.rstrip(".") + ".")
-        return " ".join(parts)
+        parts = [self.what, "expected " + self.expected if self.expected else "", self.fix]
+        return " ".join(p[0].upper() + p[1:].rstrip(".") + "." for p in parts if p)
 
 
 # --- configuration and user input -------------------------------------------------------------
