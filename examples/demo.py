@@ -32,7 +32,10 @@ def otaseal(*args: str, cwd: Path, expect: int = 0) -> dict[str, object]:
     print(f"$ otaseal {shown}", flush=True)
     proc = subprocess.run(
         [sys.executable, "-m", "otaseal", *args, "--json"],
-        cwd=cwd, capture_output=True, text=True, check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if proc.stderr.strip():
         print("  " + proc.stderr.strip().replace("\n", "\n  "))
@@ -46,19 +49,41 @@ def otaseal(*args: str, cwd: Path, expect: int = 0) -> dict[str, object]:
     return doc
 
 
-def device(project: Path, work: Path, name: str, channel: str, *, expect: int = 0,
-           ) -> dict[str, object]:
+def device(
+    work: Path,
+    name: str,
+    channel: str,
+    *,
+    expect: int = 0,
+) -> dict[str, object]:
     """One device's update check."""
     result = otaseal(
-        "fetch", "--store", "project/store", "--app", APP, "--channel", channel,
-        "--root", "project/root.json", "--decryption-key", "project/keys/app-decryption.pem",
-        "--state", f"{name}/state", "--install-id", name, "--out", f"{name}/www",
-        cwd=work, expect=expect,
+        "fetch",
+        "--store",
+        "project/store",
+        "--app",
+        APP,
+        "--channel",
+        channel,
+        "--root",
+        "project/root.json",
+        "--decryption-key",
+        "project/keys/app-decryption.pem",
+        "--state",
+        f"{name}/state",
+        "--install-id",
+        name,
+        "--out",
+        f"{name}/www",
+        cwd=work,
+        expect=expect,
     )
     if expect == 0:
-        print(f"  {name}: {result['status']}"
-              + (f" {result['label']} ({str(result['digest'])[:12]})" if result["label"] else "")
-              + (f" — {result['detail']}" if result.get("detail") else ""))
+        print(
+            f"  {name}: {result['status']}"
+            + (f" {result['label']} ({str(result['digest'])[:12]})" if result["label"] else "")
+            + (f" — {result['detail']}" if result.get("detail") else "")
+        )
     return result
 
 
@@ -81,12 +106,13 @@ def main() -> None:
 
         step("2. publish examples/web to beta")
         v1 = otaseal("publish", str(WEB), "--channel", "beta", "--label", "1.0.0", cwd=project)
-        print(f"  {v1['files']} files sealed: {v1['bundle_size']} bytes, "
-              f"sha256 {v1['bundle_sha256']}")
+        print(
+            f"  {v1['files']} files sealed: {v1['bundle_size']} bytes, sha256 {v1['bundle_sha256']}"
+        )
         otaseal("publish", str(WEB), "--channel", "beta", "--label", "1.0.0", cwd=project)
 
         step("3. a beta device fetches, verifies and installs it")
-        device(project, work, "tester", "beta")
+        device(work, "tester", "beta")
         for path in sorted((work / "tester" / "www").rglob("*")):
             if path.is_file():
                 print(f"    {path.relative_to(work / 'tester' / 'www')}  {path.stat().st_size} B")
@@ -97,31 +123,35 @@ def main() -> None:
         index = build2 / "index.html"
         index.write_text(index.read_text().replace("web build 1.0.0", "web build 1.1.0"))
         otaseal("publish", str(build2), "--channel", "beta", "--label", "1.1.0", cwd=project)
-        otaseal("promote", "--from", "beta", "--to", "production", "--release", "1.0.0",
-                cwd=project)
-        promoted = otaseal("promote", "--from", "beta", "--to", "production", "--rollout", "10",
-                           cwd=project)
+        otaseal(
+            "promote", "--from", "beta", "--to", "production", "--release", "1.0.0", cwd=project
+        )
+        promoted = otaseal(
+            "promote", "--from", "beta", "--to", "production", "--rollout", "10", cwd=project
+        )
         release = promoted["release"]
         assert isinstance(release, dict)  # noqa: S101 - demo sanity
         inside, outside = pick_devices(str(release["rollout_salt"]), 1000)
 
         step(f"5. two production devices: {inside} is inside the 10 % cohort, {outside} is not")
-        device(project, work, inside, "production")
-        device(project, work, outside, "production")
+        device(work, inside, "production")
+        device(work, outside, "production")
 
         step("6. raise production to 100 %: the second device gets 1.1.0 too")
         otaseal("rollout", "--channel", "production", "--percent", "100", cwd=project)
-        device(project, work, outside, "production")
+        device(work, outside, "production")
 
         step("7. revert production: both devices go back to 1.0.0")
         otaseal("revert", "--channel", "production", cwd=project)
-        device(project, work, inside, "production")
-        device(project, work, outside, "production")
+        device(work, inside, "production")
+        device(work, outside, "production")
         status = otaseal("status", cwd=project)
         for name, row in status["channels"].items():  # type: ignore[attr-defined]
             current = row["current"] or {}
-            print(f"  {name:<11} v{row['manifest_version']}  {current.get('label')} "
-                  f"at {current.get('rollout')} %")
+            print(
+                f"  {name:<11} v{row['manifest_version']}  {current.get('label')} "
+                f"at {current.get('rollout')} %"
+            )
 
         step("8. an attacker flips one byte of the stored bundle: a new device refuses it")
         sha = str(v1["bundle_sha256"])
@@ -129,7 +159,7 @@ def main() -> None:
         data = bytearray(bundle.read_bytes())
         data[len(data) // 2] ^= 0x01
         bundle.write_bytes(bytes(data))
-        refused = device(project, work, "new-device", "production", expect=4)
+        refused = device(work, "new-device", "production", expect=4)
         print(f"  refused: {refused['error']['type']}")  # type: ignore[index]
         print(f"  nothing installed: {not (work / 'new-device' / 'www').exists()}")
         print("\ndemo finished: every step above ran the real CLI against a folder store.")

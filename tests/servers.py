@@ -52,11 +52,15 @@ class Server:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def _spawn(argv: list[str], env: dict[str, str] | None = None, log: Path | None = None,
-           ) -> subprocess.Popen[bytes]:
+def _spawn(
+    argv: list[str],
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+) -> subprocess.Popen[bytes]:
     out = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - lives with the process
-    return subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env,
-                            start_new_session=True)
+    return subprocess.Popen(
+        argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+    )
 
 
 def _wait(check: object, server: Server, timeout: float = 60.0) -> None:
@@ -97,14 +101,28 @@ def start_seaweedfs(access_key: str = "otaseal-test", secret_key: str = "otaseal
     ports = {k: free_port() for k in ("master", "volume", "filer", "s3", "grpc")}
     env = dict(os.environ, AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key)
     argv = [
-        str(BIN / "weed"), "mini", f"-dir={work}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        f"-master.port={ports['master']}", f"-volume.port={ports['volume']}",
-        f"-filer.port={ports['filer']}", f"-s3.port={ports['s3']}", "-s3.port.iceberg=0",
-        "-s3.port.lance=0", "-admin.ui=false", "-webdav=false",
+        str(BIN / "weed"),
+        "mini",
+        f"-dir={work}",
+        "-ip=127.0.0.1",
+        "-ip.bind=127.0.0.1",
+        f"-master.port={ports['master']}",
+        f"-volume.port={ports['volume']}",
+        f"-filer.port={ports['filer']}",
+        f"-s3.port={ports['s3']}",
+        "-s3.port.iceberg=0",
+        "-s3.port.lance=0",
+        "-admin.ui=false",
+        "-webdav=false",
     ]
     proc = _spawn(argv, env=env, log=work / "weed.log")
-    server = Server("seaweedfs", proc, f"http://127.0.0.1:{ports['s3']}",
-                    {"access_key": access_key, "secret_key": secret_key}, workdir=work)
+    server = Server(
+        "seaweedfs",
+        proc,
+        f"http://127.0.0.1:{ports['s3']}",
+        {"access_key": access_key, "secret_key": secret_key},
+        workdir=work,
+    )
     _wait(lambda: _http_ok(server.url), server, timeout=90)
     return server
 
@@ -112,8 +130,15 @@ def start_seaweedfs(access_key: str = "otaseal-test", secret_key: str = "otaseal
 def start_openbao(token: str = "root-test") -> Server:
     """OpenBao dev server (Vault API) on loopback."""
     port = free_port()
-    proc = _spawn([str(BIN / "bao"), "server", "-dev", f"-dev-listen-address=127.0.0.1:{port}",
-                   f"-dev-root-token-id={token}"])
+    proc = _spawn(
+        [
+            str(BIN / "bao"),
+            "server",
+            "-dev",
+            f"-dev-listen-address=127.0.0.1:{port}",
+            f"-dev-root-token-id={token}",
+        ]
+    )
     server = Server("openbao", proc, f"http://127.0.0.1:{port}", {"token": token})
     _wait(lambda: _http_ok(server.url + "/v1/sys/health"), server)
     return server

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from otaseal.operations import Change, Project
+    from otaseal.store import Fetcher
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,8 +65,9 @@ def _percent(text: str) -> float:
     try:
         return float(text)
     except ValueError:
-        raise InputError(f"rollout {text!r} is not a number",
-                         expected="a percentage from 0 to 100") from None
+        raise InputError(
+            f"rollout {text!r} is not a number", expected="a percentage from 0 to 100"
+        ) from None
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -76,17 +78,23 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
 
     result = init_project(args.app, Path(args.dir), now=now_utc(), algorithm=args.algorithm)
     doc: dict[str, object] = {
-        "config": str(result.config), "root": str(result.root), "store": str(result.store),
+        "config": str(result.config),
+        "root": str(result.root),
+        "store": str(result.store),
         "keys": {k: str(v) for k, v in result.keys.items()},
         "decryption_key": str(result.decryption_key),
     }
-    out.result(doc, [
-        f"created {result.config}", f"  root       {result.root} (version 1)",
-        f"  store      {result.store}",
-        *(f"  key        {role}: {path} (0600)" for role, path in result.keys.items()),
-        f"  decryption {result.decryption_key} (0600; ships inside the app)",
-        "Private keys were written 0600 and are never printed. Keep keys/ out of git.",
-    ])
+    out.result(
+        doc,
+        [
+            f"created {result.config}",
+            f"  root       {result.root} (version 1)",
+            f"  store      {result.store}",
+            *(f"  key        {role}: {path} (0600)" for role, path in result.keys.items()),
+            f"  decryption {result.decryption_key} (0600; ships inside the app)",
+            "Private keys were written 0600 and are never printed. Keep keys/ out of git.",
+        ],
+    )
     return 0
 
 
@@ -96,11 +104,18 @@ def cmd_keygen(args: argparse.Namespace, out: Output) -> int:
 
     result = keygen(args.kind, Path(args.out), algorithm=args.algorithm)
     out.result(
-        {"kind": result.kind, "private_key": str(result.private_key),
-         "public_key": str(result.public_key), "keyid": result.keyid,
-         "algorithm": result.algorithm},
-        [f"{result.kind} key ({result.algorithm}) written to {result.private_key} (0600)",
-         f"public key {result.public_key}", f"key id {result.keyid}"],
+        {
+            "kind": result.kind,
+            "private_key": str(result.private_key),
+            "public_key": str(result.public_key),
+            "keyid": result.keyid,
+            "algorithm": result.algorithm,
+        },
+        [
+            f"{result.kind} key ({result.algorithm}) written to {result.private_key} (0600)",
+            f"public key {result.public_key}",
+            f"key id {result.keyid}",
+        ],
     )
     return 0
 
@@ -110,8 +125,11 @@ def _change_doc(change: Change) -> dict[str, object]:
 
     manifest = change.manifest
     return {
-        "channel": change.channel, "manifest_version": manifest.version,
-        "noop": change.noop, "event": manifest.event, "builtin": manifest.builtin,
+        "channel": change.channel,
+        "manifest_version": manifest.version,
+        "noop": change.noop,
+        "event": manifest.event,
+        "builtin": manifest.builtin,
         "release": release_dict(manifest.current),
         "previous": release_dict(change.previous),
         "expires": manifest.expires.isoformat().replace("+00:00", "Z"),
@@ -120,9 +138,14 @@ def _change_doc(change: Change) -> dict[str, object]:
 
 def _change_lines(change: Change) -> list[str]:
     manifest, current = change.manifest, change.manifest.current
-    what = ("the app's builtin build" if manifest.builtin
-            else f"{current.short} at {current.rollout_bp / 100:g} %"
-            + (" (paused)" if current.paused else "") if current else "nothing")
+    what = (
+        "the app's builtin build"
+        if manifest.builtin
+        else f"{current.short} at {current.rollout_bp / 100:g} %"
+        + (" (paused)" if current.paused else "")
+        if current
+        else "nothing"
+    )
     verb = "unchanged" if change.noop else f"v{manifest.version} ({manifest.event})"
     return [f"{change.channel}: {verb}: serves {what}"]
 
@@ -133,22 +156,36 @@ def cmd_publish(args: argparse.Namespace, out: Output) -> int:
 
     project = _project(args)
     result = publish(
-        project, Path(args.build_dir), channel=args.channel, label=args.label,
-        rollout=args.rollout, native_min=args.native_min, native_max=args.native_max,
-        commit=args.commit, pr=args.pr, allow=args.allow_file or (), notice=out.notice,
+        project,
+        Path(args.build_dir),
+        channel=args.channel,
+        label=args.label,
+        rollout=args.rollout,
+        native_min=args.native_min,
+        native_max=args.native_max,
+        commit=args.commit,
+        pr=args.pr,
+        allow=args.allow_file or (),
+        notice=out.notice,
     )
     release = result.release
     doc = _change_doc(result.change) | {
-        "label": release.label, "release_counter": release.counter,
-        "bundle_sha256": release.sha256, "bundle_size": release.length,
-        "plaintext_size": release.plaintext_length, "files": release.files,
-        "unpacked_size": release.unpacked_size, "store": result.store,
+        "label": release.label,
+        "release_counter": release.counter,
+        "bundle_sha256": release.sha256,
+        "bundle_size": release.length,
+        "plaintext_size": release.plaintext_length,
+        "files": release.files,
+        "unpacked_size": release.unpacked_size,
+        "store": result.store,
         "warnings": list(result.warnings),
     }
     lines = _change_lines(result.change)
     if not result.noop:
-        lines.append(f"  {release.files} files, {release.unpacked_size} bytes → sealed bundle "
-                     f"{release.length} bytes, sha256 {release.sha256}")
+        lines.append(
+            f"  {release.files} files, {release.unpacked_size} bytes → sealed bundle "
+            f"{release.length} bytes, sha256 {release.sha256}"
+        )
     out.result(doc, lines)
     return 0
 
@@ -157,8 +194,13 @@ def cmd_promote(args: argparse.Namespace, out: Output) -> int:
     """Promote a release to another channel."""
     from otaseal.operations import promote  # noqa: PLC0415
 
-    change = promote(_project(args), source=args.source, target=args.target, ref=args.release,
-                     rollout=args.rollout)
+    change = promote(
+        _project(args),
+        source=args.source,
+        target=args.target,
+        ref=args.release,
+        rollout=args.rollout,
+    )
     out.result(_change_doc(change), _change_lines(change))
     return 0
 
@@ -167,8 +209,13 @@ def cmd_rollout(args: argparse.Namespace, out: Output) -> int:
     """Change a rollout."""
     from otaseal.operations import set_rollout  # noqa: PLC0415
 
-    change = set_rollout(_project(args), channel=args.channel, percent=args.percent,
-                         pause=args.pause, resume=args.resume)
+    change = set_rollout(
+        _project(args),
+        channel=args.channel,
+        percent=args.percent,
+        pause=args.pause,
+        resume=args.resume,
+    )
     out.result(_change_doc(change), _change_lines(change))
     return 0
 
@@ -196,13 +243,27 @@ def cmd_history(args: argparse.Namespace, out: Output) -> int:
     from otaseal.operations import history, release_dict  # noqa: PLC0415
 
     manifests = history(_project(args), args.channel)
-    entries = [{"version": m.version, "issued": m.issued.isoformat().replace("+00:00", "Z"),
-                "event": m.event, "builtin": m.builtin, "release": release_dict(m.current)}
-               for m in manifests]
-    lines = [f"v{m.version}  {m.issued:%Y-%m-%d %H:%M}  {m.event:<32} "
-             + ("builtin" if m.builtin else
-                f"{m.current.short} {m.current.rollout_bp / 100:g} %" if m.current else "-")
-             for m in manifests] or [f"{args.channel}: no manifests yet"]
+    entries = [
+        {
+            "version": m.version,
+            "issued": m.issued.isoformat().replace("+00:00", "Z"),
+            "event": m.event,
+            "builtin": m.builtin,
+            "release": release_dict(m.current),
+        }
+        for m in manifests
+    ]
+    lines = [
+        f"v{m.version}  {m.issued:%Y-%m-%d %H:%M}  {m.event:<32} "
+        + (
+            "builtin"
+            if m.builtin
+            else f"{m.current.short} {m.current.rollout_bp / 100:g} %"
+            if m.current
+            else "-"
+        )
+        for m in manifests
+    ] or [f"{args.channel}: no manifests yet"]
     out.result({"channel": args.channel, "history": entries}, lines)
     return 0
 
@@ -231,12 +292,15 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
             lines.append(f"  {row.channel:<12} (empty)")
         else:
             cur = m.current
-            serving = ("builtin" if m.builtin else
-                       f"{cur.short} {cur.rollout_bp / 100:g} %"
-                       + (" paused" if cur.paused else "") if cur else "-")
+            serving = (
+                "builtin"
+                if m.builtin
+                else f"{cur.short} {cur.rollout_bp / 100:g} %" + (" paused" if cur.paused else "")
+                if cur
+                else "-"
+            )
             lines.append(f"  {row.channel:<12} v{m.version}  {serving}  expires {m.expires:%F}")
-    out.result({"app": project.app, "store": project.store.describe(), "channels": channels},
-               lines)
+    out.result({"app": project.app, "store": project.store.describe(), "channels": channels}, lines)
     return 0 if all(r.error is None for r in rows) else 3
 
 
@@ -246,7 +310,6 @@ def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
     from otaseal.model import check_name, parse_time  # noqa: PLC0415
     from otaseal.operations import now_utc, open_store  # noqa: PLC0415
     from otaseal.secrets import resolve_decryption_key  # noqa: PLC0415
-    from otaseal.store import Fetcher  # noqa: PLC0415
 
     check_name(args.app, "app id")
     check_name(args.channel, "channel name")
@@ -262,8 +325,10 @@ def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
     try:
         now = parse_time(args.now) if args.now else now_utc()
     except ValueError:
-        raise InputError(f"--now {args.now!r} is not an ISO 8601 time with a zone",
-                         expected="e.g. 2026-11-23T12:00:00Z") from None
+        raise InputError(
+            f"--now {args.now!r} is not an ISO 8601 time with a zone",
+            expected="e.g. 2026-11-23T12:00:00Z",
+        ) from None
     key_ref = args.decryption_key
     if ":" not in key_ref.split("/", 1)[0]:
         key_ref = "file:" + str(Path(key_ref).resolve())
@@ -275,14 +340,23 @@ def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
         except OSError as exc:
             raise InputError(f"cannot read --root {args.root} ({exc.strerror})") from None
     result = check_for_update(
-        fetcher, app=args.app, channel=args.channel, state_dir=Path(args.state),
-        decryption_key=key, install_id=args.install_id, out_dir=Path(args.out), now=now,
-        native=args.native, initial_root=initial_root,
+        fetcher,
+        app=args.app,
+        channel=args.channel,
+        state_dir=Path(args.state),
+        decryption_key=key,
+        install_id=args.install_id,
+        out_dir=Path(args.out),
+        now=now,
+        native=args.native,
+        initial_root=initial_root,
     )
     release = result.release
     doc: dict[str, object] = {
-        "status": result.status, "channel": result.channel,
-        "manifest_version": result.manifest_version, "detail": result.detail,
+        "status": result.status,
+        "channel": result.channel,
+        "manifest_version": result.manifest_version,
+        "detail": result.detail,
         "label": release.label if release else None,
         "digest": release.sha256 if release else None,
         "out": str(Path(args.out)) if result.status == "installed" else None,
@@ -310,8 +384,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"otaseal {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    def command(name: str, func: Callable[[argparse.Namespace, Output], int],
-                text: str) -> argparse.ArgumentParser:
+    def command(
+        name: str, func: Callable[[argparse.Namespace, Output], int], text: str
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, parents=[common], help=text, description=text)
         p.set_defaults(func=func)
         return p
@@ -319,15 +394,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("init", cmd_init, "Create a project: keys, root.json, otaseal.yml, a store.")
     p.add_argument("--app", required=True, help="app id, e.g. com.example.app")
     p.add_argument("--dir", default=".", help="project directory (default: .)")
-    p.add_argument("--algorithm", default="ecdsa-p256-sha256",
-                   choices=["ecdsa-p256-sha256", "ed25519"])
+    p.add_argument(
+        "--algorithm", default="ecdsa-p256-sha256", choices=["ecdsa-p256-sha256", "ed25519"]
+    )
 
     p = command("keygen", cmd_keygen, "Make one signing or encryption key.")
     p.add_argument("--kind", required=True, choices=["signing", "encryption"])
     p.add_argument("--out", required=True, help="private key path (public: .pub.pem)")
-    p.add_argument("--algorithm", default="ecdsa-p256-sha256",
-                   choices=["ecdsa-p256-sha256", "ed25519"])
+    p.add_argument(
+        "--algorithm", default="ecdsa-p256-sha256", choices=["ecdsa-p256-sha256", "ed25519"]
+    )
 
+    _release_commands(command)
+    return parser
+
+
+def _release_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p = command("publish", cmd_publish, "Seal a web build and publish it to a channel.")
     p.add_argument("build_dir", metavar="DIST", help="the web build (dist/, www/)")
     p.add_argument("--channel", required=True)
@@ -337,8 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--native-max", type=int, help="highest native build")
     p.add_argument("--commit", help="source commit SHA")
     p.add_argument("--pr", type=int, help="pull request number")
-    p.add_argument("--allow-file", action="append", metavar="PATTERN",
-                   help="ship files that look like secrets anyway (repeatable)")
+    p.add_argument(
+        "--allow-file",
+        action="append",
+        metavar="PATTERN",
+        help="ship files that look like secrets anyway (repeatable)",
+    )
 
     p = command("promote", cmd_promote, "Serve a release of one channel on another.")
     p.add_argument("--from", dest="source", required=True)
@@ -376,7 +462,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="where the verified web build goes")
     p.add_argument("--native", type=int, help="the device's native build number")
     p.add_argument("--now", help="reference time (ISO 8601), for tests")
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -389,8 +474,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Error as exc:
         print(f"otaseal: error: {exc.diagnostics()}", file=out.err)
         if out.json_mode:
-            print(json.dumps({"error": {"type": type(exc).__name__,
-                                        "message": exc.diagnostics()}}), file=out.out)
+            print(
+                json.dumps({"error": {"type": type(exc).__name__, "message": exc.diagnostics()}}),
+                file=out.out,
+            )
         return exc.exit_code
     except KeyboardInterrupt:
         print("otaseal: interrupted", file=out.err)

@@ -28,13 +28,13 @@ from otaseal.errors import (
     NotFoundError,
     OversizeMetadataError,
 )
-from otaseal.model import Release, Root
 from otaseal.store import bundle_key, pointer_key, root_key
 
 if TYPE_CHECKING:
     from datetime import datetime
 
     from otaseal.crypto import DecryptionKey
+    from otaseal.model import Release, Root
     from otaseal.store import Fetcher
 
 STATE_FILE = "state.json"
@@ -55,22 +55,28 @@ class DeviceState:
         if path.is_file():
             try:
                 doc = json.loads(path.read_text(encoding="utf-8"))
-                return cls(base64.b64decode(doc["root"]), dict(doc["versions"]),
-                           dict(doc["installed"]))
+                return cls(
+                    base64.b64decode(doc["root"]), dict(doc["versions"]), dict(doc["installed"])
+                )
             except (ValueError, KeyError, TypeError):
-                raise InputError(f"the device state {path} is damaged",
-                                 fix="remove the state directory and fetch again with --root") \
-                    from None
+                raise InputError(
+                    f"the device state {path} is damaged",
+                    fix="remove the state directory and fetch again with --root",
+                ) from None
         if initial_root is None:
-            raise InputError(f"no trusted root in {state_dir}",
-                             fix="pass --root ROOT_JSON for the first fetch")
+            raise InputError(
+                f"no trusted root in {state_dir}", fix="pass --root ROOT_JSON for the first fetch"
+            )
         return cls(initial_root)
 
     def save(self, state_dir: Path) -> None:
         """Write atomically: temp file, fsync, rename."""
         state_dir.mkdir(parents=True, exist_ok=True)
-        doc = {"root": base64.b64encode(self.root).decode(), "versions": self.versions,
-               "installed": self.installed}
+        doc = {
+            "root": base64.b64encode(self.root).decode(),
+            "versions": self.versions,
+            "installed": self.installed,
+        }
         fd, temp = tempfile.mkstemp(dir=state_dir, prefix=".state-")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(doc, handle, indent=2, sort_keys=True)
@@ -102,8 +108,12 @@ def fetch_metadata(fetcher: Fetcher, key: str, what: str) -> bytes:
         ) from None
 
 
-def update_root(fetcher: Fetcher, trusted: Root, trusted_bytes: bytes, now: datetime,
-                ) -> tuple[Root, bytes]:
+def update_root(
+    fetcher: Fetcher,
+    trusted: Root,
+    trusted_bytes: bytes,
+    now: datetime,
+) -> tuple[Root, bytes]:
     """Walk root N+1, N+2, … each signed by a threshold of the previous and its own keys."""
     root, data = trusted, trusted_bytes
     for hop in range(trust.MAX_ROOT_HOPS + 1):
@@ -131,9 +141,11 @@ def _download(fetcher: Fetcher, key: str, release: Release, dest: Path) -> None:
             seen += len(chunk)
             out.write(chunk)
     if seen != release.length:
-        raise LengthError(f"the bundle of {release.short} is {seen} bytes",
-                          expected=f"{release.length} bytes (the signed length)",
-                          fix="the stored bundle is truncated; republish it")
+        raise LengthError(
+            f"the bundle of {release.short} is {seen} bytes",
+            expected=f"{release.length} bytes (the signed length)",
+            fix="the stored bundle is truncated; republish it",
+        )
     if digest.hexdigest() != release.sha256:
         raise HashMismatchError(
             f"the bundle's SHA-256 is {digest.hexdigest()[:16]}…",
@@ -142,8 +154,15 @@ def _download(fetcher: Fetcher, key: str, release: Release, dest: Path) -> None:
         )
 
 
-def install_release(fetcher: Fetcher, *, app: str, release: Release,
-                    decryption_key: DecryptionKey, out_dir: Path, work: Path) -> None:
+def install_release(
+    fetcher: Fetcher,
+    *,
+    app: str,
+    release: Release,
+    decryption_key: DecryptionKey,
+    out_dir: Path,
+    work: Path,
+) -> None:
     """Download, verify, decrypt and extract ``release`` into ``out_dir`` (replaced whole)."""
     from otaseal.archive import extract  # noqa: PLC0415 - only when installing
     from otaseal.formats.sealed import open_sealed  # noqa: PLC0415
@@ -151,8 +170,9 @@ def install_release(fetcher: Fetcher, *, app: str, release: Release,
     cipher, plain = work / "bundle.cub", work / "bundle.zip"
     _download(fetcher, bundle_key(app, release.sha256), release, cipher)
     with cipher.open("rb") as src, plain.open("wb") as dst:
-        plain_sha, plain_len = open_sealed(src, decryption_key, dst,
-                                           max_plaintext=release.plaintext_length)
+        plain_sha, plain_len = open_sealed(
+            src, decryption_key, dst, max_plaintext=release.plaintext_length
+        )
     if (plain_sha, plain_len) != (release.plaintext_sha256, release.plaintext_length):
         raise HashMismatchError(
             f"the decrypted bundle's SHA-256 is {plain_sha[:16]}… ({plain_len} bytes)",
@@ -166,8 +186,10 @@ def install_release(fetcher: Fetcher, *, app: str, release: Release,
         shutil.rmtree(staging)
         index = extract(plain, staging, max_total_size=release.unpacked_size)
         if len(index.files) != release.files:
-            raise HashMismatchError(f"the bundle holds {len(index.files)} files",
-                                    expected=f"{release.files} as the manifest says")
+            raise HashMismatchError(
+                f"the bundle holds {len(index.files)} files",
+                expected=f"{release.files} as the manifest says",
+            )
         old = out_dir.with_name(out_dir.name + ".otaseal-old")
         if out_dir.exists():
             shutil.rmtree(old, ignore_errors=True)
@@ -199,34 +221,57 @@ def check_for_update(
     if trust.rotated_roles(trusted, root) & {f"channel:{channel}"}:
         stored = None  # fast-forward recovery: the new keys start a new version history
     data = fetch_metadata(fetcher, pointer_key(app, channel), f"{channel} manifest")
-    manifest = trust.verify_channel_manifest(root, data, channel=channel, now=now,
-                                             trusted_version=stored)
+    manifest = trust.verify_channel_manifest(
+        root, data, channel=channel, now=now, trusted_version=stored
+    )
     installed = state.installed.get(channel, {}).get("sha256")
     if stored is not None and manifest.version == stored:
-        return FetchResult("up_to_date", channel, manifest.version, None,
-                           "no new manifest since the last check")
+        return FetchResult(
+            "up_to_date", channel, manifest.version, None, "no new manifest since the last check"
+        )
     state.root, state.versions[channel] = root_bytes, manifest.version
     if manifest.builtin:
         state.installed.pop(channel, None)
         shutil.rmtree(out_dir, ignore_errors=True)
         state.save(state_dir)
-        return FetchResult("builtin", channel, manifest.version, None,
-                           "the channel sends devices back to the app's builtin web build")
-    release = trust.pick_release(manifest, install_id=install_id, native=native,
-                                 installed_sha256=installed)
+        return FetchResult(
+            "builtin",
+            channel,
+            manifest.version,
+            None,
+            "the channel sends devices back to the app's builtin web build",
+        )
+    release = trust.pick_release(
+        manifest, install_id=install_id, native=native, installed_sha256=installed
+    )
     if release is None or release.sha256 == installed:
         state.save(state_dir)
-        detail = ("already running the release this device should run" if release
-                  else "no release on this channel is for this device yet")
+        detail = (
+            "already running the release this device should run"
+            if release
+            else "no release on this channel is for this device yet"
+        )
         return FetchResult("up_to_date", channel, manifest.version, release, detail)
-    work = Path(tempfile.mkdtemp(prefix=".otaseal-fetch-", dir=state_dir.parent
-                                 if state_dir.parent.is_dir() else None))
+    work = Path(
+        tempfile.mkdtemp(
+            prefix=".otaseal-fetch-", dir=state_dir.parent if state_dir.parent.is_dir() else None
+        )
+    )
     try:
-        install_release(fetcher, app=app, release=release, decryption_key=decryption_key,
-                        out_dir=out_dir, work=work)
+        install_release(
+            fetcher,
+            app=app,
+            release=release,
+            decryption_key=decryption_key,
+            out_dir=out_dir,
+            work=work,
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    state.installed[channel] = {"sha256": release.sha256, "label": release.label,
-                                "counter": release.counter}
+    state.installed[channel] = {
+        "sha256": release.sha256,
+        "label": release.label,
+        "counter": release.counter,
+    }
     state.save(state_dir)
     return FetchResult("installed", channel, manifest.version, release)

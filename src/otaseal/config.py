@@ -16,8 +16,17 @@ from otaseal.errors import ConfigError, InputError
 from otaseal.model import check_name
 
 CONFIG_NAME = "otaseal.yml"
-_FIELDS = {"app", "store", "root", "channels", "keys", "recipients", "manifest_expiry_days",
-           "s3_endpoint", "report_recipient"}
+_FIELDS = {
+    "app",
+    "store",
+    "root",
+    "channels",
+    "keys",
+    "recipients",
+    "manifest_expiry_days",
+    "s3_endpoint",
+    "report_recipient",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,8 +89,50 @@ def _absolute_ref(ref: str, base: Path) -> str:
 
 
 def _bad(path: Path, what: str, expected: str) -> ConfigError:
-    return ConfigError(f"{path}: {what}", expected=expected,
-                       fix=f"edit {path.name} (see README, 'Configuration')")
+    return ConfigError(
+        f"{path}: {what}", expected=expected, fix=f"edit {path.name} (see README, 'Configuration')"
+    )
+
+
+def _names(path: Path, app: str, channels: object) -> tuple[str, tuple[str, ...]]:
+    try:
+        check_name(app, "app id")
+        if not isinstance(channels, list) or not channels:
+            raise _bad(path, "`channels` is missing or empty", "channels: [beta, production]")
+        return app, tuple(check_name(str(c), "channel name") for c in channels)
+    except ConfigError:
+        raise
+    except InputError as exc:
+        raise ConfigError(f"{path}: {exc.what}", expected=exc.expected, fix=exc.fix) from None
+
+
+def _keys(path: Path, keys: object, recipients: object) -> tuple[dict[str, str], list[str]]:
+    if not isinstance(keys, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in keys.items()
+    ):
+        raise _bad(
+            path,
+            "`keys` is missing or not a mapping of role to reference",
+            "keys: {root: file:keys/root.pem, beta: env:OTASEAL_BETA_KEY}",
+        )
+    if (
+        not isinstance(recipients, list)
+        or not recipients
+        or not all(isinstance(r, str) for r in recipients)
+    ):
+        raise _bad(
+            path,
+            "`recipients` is missing or empty",
+            "recipients: [file:keys/app-decryption.pub.pem]",
+        )
+    return keys, recipients
+
+
+def _optional(path: Path, doc: dict[str, Any], name: str, example: str) -> str | None:
+    value = doc.get(name)
+    if value is not None and not isinstance(value, str):
+        raise _bad(path, f"`{name}` is not a string", f"{name}: {example}")
+    return value
 
 
 def load_config(path: Path) -> Config:
@@ -98,8 +149,11 @@ def load_config(path: Path) -> Config:
         raise _bad(path, "the file is not a mapping", "keys app, store, channels, keys")
     unknown = sorted(set(doc) - _FIELDS)
     if unknown:
-        raise _bad(path, f"unknown field(s) {', '.join(map(str, unknown))}",
-                   "only " + ", ".join(sorted(_FIELDS)))
+        raise _bad(
+            path,
+            f"unknown field(s) {', '.join(map(str, unknown))}",
+            "only " + ", ".join(sorted(_FIELDS)),
+        )
     base = path.parent.resolve()
 
     def text(name: str, default: str | None = None) -> str:
@@ -108,44 +162,25 @@ def load_config(path: Path) -> Config:
             raise _bad(path, f"`{name}` is missing or not a string", f"{name}: <text>")
         return value
 
-    app = text("app")
-    try:
-        check_name(app, "app id")
-        channels = doc.get("channels")
-        if not isinstance(channels, list) or not channels:
-            raise _bad(path, "`channels` is missing or empty", "channels: [beta, production]")
-        names = tuple(check_name(str(c), "channel name") for c in channels)
-    except InputError as exc:
-        raise ConfigError(f"{path}: {exc.what}", expected=exc.expected, fix=exc.fix) from None
-    keys = doc.get("keys")
-    if not isinstance(keys, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in keys.items()
-    ):
-        raise _bad(path, "`keys` is missing or not a mapping of role to reference",
-                   "keys: {root: file:keys/root.pem, beta: env:OTASEAL_BETA_KEY}")
-    recipients = doc.get("recipients")
-    if not isinstance(recipients, list) or not recipients or not all(
-        isinstance(r, str) for r in recipients
-    ):
-        raise _bad(path, "`recipients` is missing or empty",
-                   "recipients: [file:keys/app-decryption.pub.pem]")
+    app, channels = _names(path, text("app"), doc.get("channels"))
+    keys, recipients = _keys(path, doc.get("keys"), doc.get("recipients"))
     days = doc.get("manifest_expiry_days", 30)
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 366:  # noqa: PLR2004
         raise _bad(path, "`manifest_expiry_days` is out of range", "an integer from 1 to 366")
     store = text("store", "store")
     if "://" not in store:
         store = str(base / Path(store).expanduser())
-    endpoint = doc.get("s3_endpoint")
-    if endpoint is not None and not isinstance(endpoint, str):
-        raise _bad(path, "`s3_endpoint` is not a string", "s3_endpoint: http://127.0.0.1:9000")
-    report = doc.get("report_recipient")
-    if report is not None and not isinstance(report, str):
-        raise _bad(path, "`report_recipient` is not a key reference",
-                   "report_recipient: file:keys/report.pub.pem")
+    endpoint = _optional(path, doc, "s3_endpoint", "http://127.0.0.1:9000")
+    report = _optional(path, doc, "report_recipient", "file:keys/report.pub.pem")
     return Config(
-        path=path, app=app, store=store, root=base / text("root", "root.json"), channels=names,
+        path=path,
+        app=app,
+        store=store,
+        root=base / text("root", "root.json"),
+        channels=channels,
         keys={k: _absolute_ref(v, base) for k, v in keys.items()},
         recipients=tuple(_absolute_ref(r, base) for r in recipients),
-        manifest_expiry_days=days, s3_endpoint=endpoint,
+        manifest_expiry_days=days,
+        s3_endpoint=endpoint,
         report_recipient=_absolute_ref(report, base) if report else None,
     )

@@ -77,8 +77,8 @@ class SigningKey:
 
     def __init__(self, key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> None:
         self._key = key
-        self.algorithm: str = "ed25519" if isinstance(key, ed25519.Ed25519PrivateKey) else (
-            "ecdsa-p256-sha256"
+        self.algorithm: str = (
+            "ed25519" if isinstance(key, ed25519.Ed25519PrivateKey) else ("ecdsa-p256-sha256")
         )
         self.public = PublicKey(self.algorithm, key.public_key().public_bytes(_DER, _SPKI))
 
@@ -98,8 +98,9 @@ class SigningKey:
 
     def to_pem(self) -> bytes:
         """Unencrypted PKCS#8 PEM; callers write it 0600 and never print it."""
-        return self._key.private_bytes(_PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption())
+        return self._key.private_bytes(
+            _PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
 
 def generate_signing_key(algorithm: str = "ecdsa-p256-sha256") -> SigningKey:
@@ -121,11 +122,11 @@ def signing_key_from_scalar(secret: int) -> SigningKey:
 
 
 def _load_private(data: bytes, source: str) -> object:
-    text = data.strip()
     try:
-        if text.startswith(b"-----BEGIN"):
-            return serialization.load_pem_private_key(text, password=None)
-        return serialization.load_der_private_key(text, password=None)
+        # Never strip DER: its last bytes are key material and may look like whitespace.
+        if data.lstrip().startswith(b"-----BEGIN"):
+            return serialization.load_pem_private_key(data.strip(), password=None)
+        return serialization.load_der_private_key(data, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         raise KeyMaterialError(
             f"{source} is not a readable private key",
@@ -151,19 +152,23 @@ def load_signing_key(data: bytes, *, source: str = "the key") -> SigningKey:
 def load_public_key(data: bytes, *, source: str = "the public key") -> PublicKey:
     """Load a PEM or DER public key as a verification key."""
     try:
-        text = data.strip()
-        key = (serialization.load_pem_public_key(text) if text.startswith(b"-----BEGIN")
-               else serialization.load_der_public_key(text))
+        key = (
+            serialization.load_pem_public_key(data.strip())
+            if data.lstrip().startswith(b"-----BEGIN")
+            else serialization.load_der_public_key(data)
+        )
     except (ValueError, UnsupportedAlgorithm):
-        raise KeyMaterialError(f"{source} is not a readable public key",
-                               expected="a PEM SubjectPublicKeyInfo") from None
+        raise KeyMaterialError(
+            f"{source} is not a readable public key", expected="a PEM SubjectPublicKeyInfo"
+        ) from None
     der = key.public_bytes(_DER, _SPKI)
     if isinstance(key, ed25519.Ed25519PublicKey):
         return PublicKey("ed25519", der)
     if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1":
         return PublicKey("ecdsa-p256-sha256", der)
-    raise KeyMaterialError(f"{source} has an unsupported type",
-                           expected="an ECDSA P-256 or Ed25519 public key")
+    raise KeyMaterialError(
+        f"{source} has an unsupported type", expected="an ECDSA P-256 or Ed25519 public key"
+    )
 
 
 def public_key_from_der(algorithm: str, der: bytes) -> PublicKey:
@@ -225,8 +230,9 @@ class DecryptionKey:
 
     def to_pem(self) -> bytes:
         """Unencrypted PKCS#8 PEM."""
-        return self._key.private_bytes(_PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption())
+        return self._key.private_bytes(
+            _PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
 
 
 def generate_decryption_key() -> DecryptionKey:
@@ -244,16 +250,20 @@ def load_decryption_key(data: bytes, *, source: str = "the decryption key") -> D
     key = _load_private(data, source)
     if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1":
         return DecryptionKey(key)
-    raise KeyMaterialError(f"{source} is not an HPKE P-256 private key",
-                           expected="the key made by `otaseal keygen --kind encryption`")
+    raise KeyMaterialError(
+        f"{source} is not an HPKE P-256 private key",
+        expected="the key made by `otaseal keygen --kind encryption`",
+    )
 
 
 def load_recipient_key(data: bytes, *, source: str = "the recipient key") -> RecipientKey:
     """Load an app's public decryption key (PEM or DER SPKI)."""
     public = load_public_key(data, source=source)
     if public.algorithm != "ecdsa-p256-sha256":
-        raise KeyMaterialError(f"{source} is not a P-256 public key",
-                               expected="the .pub.pem made by `otaseal keygen --kind encryption`")
+        raise KeyMaterialError(
+            f"{source} is not a P-256 public key",
+            expected="the .pub.pem made by `otaseal keygen --kind encryption`",
+        )
     return RecipientKey(public.der)
 
 
@@ -263,7 +273,7 @@ def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int = 32) -> by
 
 
 class SegmentCipher:
-    """One-shot AES-256-GCM per segment; never an incremental decryptor (it leaks unverified data)."""
+    """One-shot AES-256-GCM per segment: never incremental, which releases unverified data."""
 
     __slots__ = ("_aead",)
 

@@ -76,8 +76,9 @@ class Envelope:
                 (str(s["keyid"]), base64.b64decode(s["sig"], validate=True))
                 for s in doc["signatures"]
             )
-            return cls(str(doc["payloadType"]), base64.b64decode(doc["payload"], validate=True),
-                       sigs)
+            return cls(
+                str(doc["payloadType"]), base64.b64decode(doc["payload"], validate=True), sigs
+            )
         except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
             raise MalformedMetadataError(
                 "the metadata is not a DSSE envelope",
@@ -118,6 +119,6 @@ def verify(
         raise UnsignedMetadataError(
             f"{role} metadata has {len(good)} valid signature(s) from trusted keys",
             expected=f"at least {max(threshold, 1)} from the keys root.json lists for {role}",
-            fix="sign with the role's key(s); a key of another role or an unknown key does not count",
+            fix="sign with the role's key(s); another role's key or an unknown key does not count",
         )
     return envelope.payload

@@ -24,8 +24,12 @@ class Error(Exception):
 
     def diagnostics(self) -> str:
         """Return one paragraph: observed, expected, what to do."""
-        parts = [self.what, "expected " + self.expected if self.expected else "", self.fix]
-        return " ".join(p[0].upper() + p[1:].rstrip(".") + "." for p in parts if p)
+        parts = [self.what.rstrip(".") + "."]
+        if self.expected:
+            parts.append("Expected " + self.expected.rstrip(".") + ".")
+        if self.fix:
+            parts.append(self.fix[0].upper() + self.fix[1:].rstrip(".") + ".")
+        return " ".join(parts)
 
 
 # --- configuration and user input -------------------------------------------------------------

@@ -96,8 +96,9 @@ class _Reader:
         try:
             return parse_time(self.get(name, str))
         except ValueError:
-            raise self._bad(f"{self.where}.{name}", "an RFC 3339 time such as 2026-01-31T12:00:00Z")\
-                from None
+            raise self._bad(
+                f"{self.where}.{name}", "an RFC 3339 time such as 2026-01-31T12:00:00Z"
+            ) from None
 
     def digest(self, name: str) -> str:
         value = self.get(name, str)
@@ -168,22 +169,24 @@ class Root:
 
     def to_payload(self) -> bytes:
         """The exact bytes to sign."""
-        return _dump({
-            "_type": "root",
-            "spec_version": self.spec_version,
-            "app": self.app,
-            "version": self.version,
-            "issued": format_time(self.issued),
-            "expires": format_time(self.expires),
-            "keys": {
-                k: {"algorithm": v.algorithm, "public": base64.b64encode(v.der).decode()}
-                for k, v in sorted(self.keys.items())
-            },
-            "roles": {
-                name: {"keyids": sorted(role.keyids), "threshold": role.threshold}
-                for name, role in sorted(self.roles.items())
-            },
-        })
+        return _dump(
+            {
+                "_type": "root",
+                "spec_version": self.spec_version,
+                "app": self.app,
+                "version": self.version,
+                "issued": format_time(self.issued),
+                "expires": format_time(self.expires),
+                "keys": {
+                    k: {"algorithm": v.algorithm, "public": base64.b64encode(v.der).decode()}
+                    for k, v in sorted(self.keys.items())
+                },
+                "roles": {
+                    name: {"keyids": sorted(role.keyids), "threshold": role.threshold}
+                    for name, role in sorted(self.roles.items())
+                },
+            }
+        )
 
     @classmethod
     def from_payload(cls, data: bytes, *, app: str | None = None) -> Root:
@@ -214,8 +217,12 @@ class Root:
         if "root" not in roles:
             raise _Reader._bad("root.roles", "a 'root' role")  # noqa: SLF001
         return cls(
-            app=r.get("app", str), version=r.int_("version"), issued=r.time("issued"),
-            expires=r.time("expires"), keys=keys, roles=roles,
+            app=r.get("app", str),
+            version=r.int_("version"),
+            issued=r.time("issued"),
+            expires=r.time("expires"),
+            keys=keys,
+            roles=roles,
             spec_version=r.get("spec_version", str),
         )
 
@@ -267,8 +274,11 @@ class Release:
             "plaintext": {"sha256": self.plaintext_sha256, "length": self.plaintext_length},
             "content": {"files": self.files, "size": self.unpacked_size},
             "native": {"min": self.native_min, "max": self.native_max},
-            "rollout": {"basis_points": self.rollout_bp, "salt": self.rollout_salt,
-                        "paused": self.paused},
+            "rollout": {
+                "basis_points": self.rollout_bp,
+                "salt": self.rollout_salt,
+                "paused": self.paused,
+            },
             "source": {"commit": self.commit, "pr": self.pr},
             "published": format_time(self.published),
         }
@@ -283,15 +293,22 @@ class Release:
         if bp > FULL_ROLLOUT:
             raise _Reader._bad(f"{where}.rollout.basis_points", "0..10000")  # noqa: SLF001
         return cls(
-            label=r.get("label", str), counter=r.int_("counter"),
-            sha256=bundle.digest("sha256"), length=bundle.int_("length"),
-            plaintext_sha256=plain.digest("sha256"), plaintext_length=plain.int_("length"),
-            files=content.int_("files"), unpacked_size=content.int_("size"),
+            label=r.get("label", str),
+            counter=r.int_("counter"),
+            sha256=bundle.digest("sha256"),
+            length=bundle.int_("length"),
+            plaintext_sha256=plain.digest("sha256"),
+            plaintext_length=plain.int_("length"),
+            files=content.int_("files"),
+            unpacked_size=content.int_("size"),
             published=r.time("published"),
-            native_min=native.nat("min", optional=True), native_max=native.nat("max", optional=True),
-            rollout_bp=bp, rollout_salt=rollout.get("salt", str),
+            native_min=native.nat("min", optional=True),
+            native_max=native.nat("max", optional=True),
+            rollout_bp=bp,
+            rollout_salt=rollout.get("salt", str),
             paused=rollout.get("paused", bool),
-            commit=source.get("commit", str, optional=True), pr=source.nat("pr", optional=True),
+            commit=source.get("commit", str, optional=True),
+            pr=source.nat("pr", optional=True),
         )
 
 
@@ -329,24 +346,27 @@ class ChannelManifest:
 
     def to_payload(self) -> bytes:
         """The exact bytes to sign."""
-        return _dump({
-            **self.extra,
-            "_type": "channel",
-            "spec_version": self.spec_version,
-            "app": self.app,
-            "channel": self.channel,
-            "version": self.version,
-            "issued": format_time(self.issued),
-            "expires": format_time(self.expires),
-            "security_floor": self.security_floor,
-            "target": "builtin" if self.builtin else "release",
-            "event": self.event,
-            "releases": [r.to_dict() for r in self.releases],
-        })
+        return _dump(
+            {
+                **self.extra,
+                "_type": "channel",
+                "spec_version": self.spec_version,
+                "app": self.app,
+                "channel": self.channel,
+                "version": self.version,
+                "issued": format_time(self.issued),
+                "expires": format_time(self.expires),
+                "security_floor": self.security_floor,
+                "target": "builtin" if self.builtin else "release",
+                "event": self.event,
+                "releases": [r.to_dict() for r in self.releases],
+            }
+        )
 
     @classmethod
-    def from_payload(cls, data: bytes, *, app: str | None = None,
-                     channel: str | None = None) -> ChannelManifest:
+    def from_payload(
+        cls, data: bytes, *, app: str | None = None, channel: str | None = None
+    ) -> ChannelManifest:
         """Parse verified payload bytes, checking app, channel and spec major."""
         r = _Reader(_load(data), "manifest")
         _check_header(r, "channel", app)
@@ -362,13 +382,28 @@ class ChannelManifest:
         entries = r.get("releases", list)
         if len(entries) > MAX_RELEASES:
             raise _Reader._bad("manifest.releases", f"at most {MAX_RELEASES} releases")  # noqa: SLF001
-        known = {"_type", "spec_version", "app", "channel", "version", "issued", "expires",
-                 "security_floor", "target", "releases", "event"}
+        known = {
+            "_type",
+            "spec_version",
+            "app",
+            "channel",
+            "version",
+            "issued",
+            "expires",
+            "security_floor",
+            "target",
+            "releases",
+            "event",
+        }
         return cls(
-            app=r.get("app", str), channel=r.get("channel", str), version=r.int_("version"),
-            issued=r.time("issued"), expires=r.time("expires"),
+            app=r.get("app", str),
+            channel=r.get("channel", str),
+            version=r.int_("version"),
+            issued=r.time("issued"),
+            expires=r.time("expires"),
             releases=tuple(Release.from_dict(e, f"releases[{i}]") for i, e in enumerate(entries)),
-            security_floor=r.int_("security_floor"), builtin=target == "builtin",
+            security_floor=r.int_("security_floor"),
+            builtin=target == "builtin",
             event=r.get("event", str, optional=True) or "",
             spec_version=r.get("spec_version", str),
             extra={k: v for k, v in r.doc.items() if k not in known},

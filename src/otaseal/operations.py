@@ -38,8 +38,8 @@ from otaseal.model import (
 from otaseal.store import bundle_key, index_key, manifest_key, pointer_key, root_key
 
 if TYPE_CHECKING:
-    from otaseal.config import Config
     from otaseal.archive import Index
+    from otaseal.config import Config
     from otaseal.crypto import DecryptionKey, RecipientKey
     from otaseal.secrets import Masker
     from otaseal.store import Storage
@@ -192,8 +192,9 @@ def read_head(project: Project, channel: str) -> Head:
     return Head(manifest, envelope, pointer_version, etag)
 
 
-def _advance_pointer(project: Project, channel: str, envelope: bytes, version: int,
-                     etag: str | None) -> None:
+def _advance_pointer(
+    project: Project, channel: str, envelope: bytes, version: int, etag: str | None
+) -> None:
     """Move the pointer to ``version`` unless something newer is already there."""
     root, _ = project.root()
     key = pointer_key(project.app, channel)
@@ -251,14 +252,27 @@ def change_channel(
     )
 
 
-def _next_manifest(project: Project, head: Head, channel: str, *, event: str,
-                   releases: Sequence[Release], builtin: bool = False) -> ChannelManifest:
+def _next_manifest(
+    project: Project,
+    head: Head,
+    channel: str,
+    *,
+    event: str,
+    releases: Sequence[Release],
+    builtin: bool = False,
+) -> ChannelManifest:
     now = project.clock()
     floor = head.manifest.security_floor if head.manifest else 0
     return ChannelManifest(
-        app=project.app, channel=channel, version=head.version + 1, issued=now,
-        expires=project.expiry(now), releases=tuple(releases)[:MAX_RELEASES],
-        security_floor=floor, builtin=builtin, event=event,
+        app=project.app,
+        channel=channel,
+        version=head.version + 1,
+        issued=now,
+        expires=project.expiry(now),
+        releases=tuple(releases)[:MAX_RELEASES],
+        security_floor=floor,
+        builtin=builtin,
+        event=event,
     )
 
 
@@ -326,8 +340,10 @@ def publish(
     if label is not None:
         check_label(label)
     if native_min is not None and native_max is not None and native_min > native_max:
-        raise InputError(f"--native-min {native_min} is above --native-max {native_max}",
-                         fix="swap them or drop one")
+        raise InputError(
+            f"--native-min {native_min} is above --native-max {native_max}",
+            fix="swap them or drop one",
+        )
     signer = project.signer(channel)
     recipients = project.recipients()
     report_to = project.report_recipient()
@@ -355,21 +371,37 @@ def publish(
             if not uploaded:
                 project.store.create_from_file(bundle_key(project.app, sealed.sha256), sealed_path)
                 if report_to is not None:
-                    project.store.create(index_key(project.app, sealed.sha256),
-                                         _seal_bytes(packed.index.to_json(), report_to))
+                    project.store.create(
+                        index_key(project.app, sealed.sha256),
+                        _seal_bytes(packed.index.to_json(), report_to),
+                    )
                 uploaded = True
             listed = head.manifest.releases if head.manifest else ()
             counter = max([counter_floor, *(r.counter for r in listed)]) + 1
             release = Release(
-                label=label or f"r{counter}", counter=counter, sha256=sealed.sha256,
-                length=sealed.length, plaintext_sha256=packed.sha256,
-                plaintext_length=packed.length, files=len(packed.index.files),
-                unpacked_size=packed.index.total_size, published=project.clock(),
-                native_min=native_min, native_max=native_max, rollout_bp=basis_points,
-                rollout_salt=_new_salt(), commit=commit, pr=pr,
+                label=label or f"r{counter}",
+                counter=counter,
+                sha256=sealed.sha256,
+                length=sealed.length,
+                plaintext_sha256=packed.sha256,
+                plaintext_length=packed.length,
+                files=len(packed.index.files),
+                unpacked_size=packed.index.total_size,
+                published=project.clock(),
+                native_min=native_min,
+                native_max=native_max,
+                rollout_bp=basis_points,
+                rollout_salt=_new_salt(),
+                commit=commit,
+                pr=pr,
             )
-            return _next_manifest(project, head, channel, event=f"publish {release.label}",
-                                  releases=(release, *listed))
+            return _next_manifest(
+                project,
+                head,
+                channel,
+                event=f"publish {release.label}",
+                releases=(release, *listed),
+            )
 
         change = change_channel(project, channel, build, signer)
     current = change.manifest.current
@@ -399,8 +431,9 @@ def read_index(project: Project, release: Release, report_key: DecryptionKey) ->
     from otaseal.formats.sealed import open_sealed  # noqa: PLC0415
 
     try:
-        data = project.store.fetch(index_key(project.app, release.sha256),
-                                   max_bytes=64 * 1024 * 1024)
+        data = project.store.fetch(
+            index_key(project.app, release.sha256), max_bytes=64 * 1024 * 1024
+        )
     except NotFoundError:
         return None
     out = io.BytesIO()
@@ -427,8 +460,9 @@ def _require_release(manifest: ChannelManifest | None, channel: str, ref: str | 
     return release
 
 
-def promote(project: Project, *, source: str, target: str, ref: str | None = None,
-            rollout: float = 100.0) -> Change:
+def promote(
+    project: Project, *, source: str, target: str, ref: str | None = None, rollout: float = 100.0
+) -> Change:
     """The same bundle bytes (by digest) become the newest release of ``target``."""
     project.config.check_channel(source)
     project.config.check_channel(target)
@@ -438,14 +472,17 @@ def promote(project: Project, *, source: str, target: str, ref: str | None = Non
     signer = project.signer(target)
     release = _require_release(_channel_manifest(project, source), source, ref)
     if not project.store.exists(bundle_key(project.app, release.sha256)):
-        raise StoreError(f"the bundle of {release.short} is missing from the store",
-                         fix="republish the release")
+        raise StoreError(
+            f"the bundle of {release.short} is missing from the store", fix="republish the release"
+        )
 
     def build(head: Head) -> ChannelManifest | None:
         listed = head.manifest.releases if head.manifest else ()
         current = head.manifest.current if head.manifest else None
-        if current is not None and current.sha256 == release.sha256 and (
-            current.rollout_bp == basis_points and not current.paused
+        if (
+            current is not None
+            and current.sha256 == release.sha256
+            and (current.rollout_bp == basis_points and not current.paused)
         ):
             return None
         entry = release.with_rollout(basis_points)
@@ -454,14 +491,25 @@ def promote(project: Project, *, source: str, target: str, ref: str | None = Non
         else:
             entry = replace(entry, rollout_salt=current.rollout_salt)
         rest = [r for r in listed if r.sha256 != release.sha256]
-        return _next_manifest(project, head, target, releases=(entry, *rest),
-                              event=f"promote {release.label} from {source}")
+        return _next_manifest(
+            project,
+            head,
+            target,
+            releases=(entry, *rest),
+            event=f"promote {release.label} from {source}",
+        )
 
     return change_channel(project, target, build, signer)
 
 
-def set_rollout(project: Project, *, channel: str, percent: float | None = None,
-                pause: bool = False, resume: bool = False) -> Change:
+def set_rollout(
+    project: Project,
+    *,
+    channel: str,
+    percent: float | None = None,
+    pause: bool = False,
+    resume: bool = False,
+) -> Change:
     """Change the current release's rollout: a percentage, pause, or resume."""
     project.config.check_channel(channel)
     if sum((percent is not None, pause, resume)) != 1:
@@ -473,17 +521,20 @@ def set_rollout(project: Project, *, channel: str, percent: float | None = None,
         current = _require_release(head.manifest, channel, None)
         assert head.manifest is not None  # noqa: S101 - checked above
         if basis_points is not None:
-            updated, event = current.with_rollout(basis_points, paused=current.paused), (
-                f"rollout {current.label} to {basis_points / 100:g} %"
+            updated, event = (
+                current.with_rollout(basis_points, paused=current.paused),
+                (f"rollout {current.label} to {basis_points / 100:g} %"),
             )
         else:
-            updated, event = replace(current, paused=pause), (
-                f"{'pause' if pause else 'resume'} {current.label}"
+            updated, event = (
+                replace(current, paused=pause),
+                (f"{'pause' if pause else 'resume'} {current.label}"),
             )
         if updated == current:
             return None
-        return _next_manifest(project, head, channel, event=event,
-                              releases=(updated, *head.manifest.releases[1:]))
+        return _next_manifest(
+            project, head, channel, event=event, releases=(updated, *head.manifest.releases[1:])
+        )
 
     return change_channel(project, channel, build, signer)
 
@@ -504,13 +555,20 @@ def revert(project: Project, *, channel: str, to: str | None = None) -> Change:
     def build(head: Head) -> ChannelManifest | None:
         manifest = head.manifest
         if manifest is None or (not manifest.releases and not manifest.builtin):
-            raise InputError(f"channel {channel} has no release to revert",
-                             fix=f"publish to {channel} first")
+            raise InputError(
+                f"channel {channel} has no release to revert", fix=f"publish to {channel} first"
+            )
         if to == "builtin":
             if manifest.builtin:
                 return None
-            return _next_manifest(project, head, channel, releases=manifest.releases,
-                                  builtin=True, event="revert to builtin")
+            return _next_manifest(
+                project,
+                head,
+                channel,
+                releases=manifest.releases,
+                builtin=True,
+                event="revert to builtin",
+            )
         current = manifest.current
         if to is None:
             candidates = manifest.releases[1:] if current is not None else manifest.releases
@@ -518,23 +576,27 @@ def revert(project: Project, *, channel: str, to: str | None = None) -> Change:
                 raise InputError(
                     f"{channel} has no earlier release to revert to",
                     expected="a channel with at least two releases",
-                    fix=f"name one with --to LABEL, or `--to builtin` for the app's own build",
+                    fix="name one with --to LABEL, or `--to builtin` for the app's own build",
                 )
             target = candidates[0]
         else:
             found = manifest.find(to) or _history_release(project, channel, to)
             if found is None:
-                raise InputError(f"release {to!r} was never on {channel}",
-                                 fix=f"see `otaseal history --channel {channel}`")
+                raise InputError(
+                    f"release {to!r} was never on {channel}",
+                    fix=f"see `otaseal history --channel {channel}`",
+                )
             target = found
         if current is not None and target.sha256 == current.sha256:
             return None
-        index = next((i for i, r in enumerate(manifest.releases) if r.sha256 == target.sha256),
-                     None)
-        older = manifest.releases[index + 1:] if index is not None else manifest.releases
+        index = next(
+            (i for i, r in enumerate(manifest.releases) if r.sha256 == target.sha256), None
+        )
+        older = manifest.releases[index + 1 :] if index is not None else manifest.releases
         entry = target.with_rollout(FULL_ROLLOUT)
-        return _next_manifest(project, head, channel, releases=(entry, *older),
-                              event=f"revert to {target.label}")
+        return _next_manifest(
+            project, head, channel, releases=(entry, *older), event=f"revert to {target.label}"
+        )
 
     return change_channel(project, channel, build, signer)
 
@@ -546,10 +608,17 @@ def resign(project: Project, *, channel: str) -> Change:
 
     def build(head: Head) -> ChannelManifest | None:
         if head.manifest is None:
-            raise InputError(f"channel {channel} has nothing to re-sign yet",
-                             fix=f"publish to {channel} first")
-        return _next_manifest(project, head, channel, releases=head.manifest.releases,
-                              builtin=head.manifest.builtin, event="resign")
+            raise InputError(
+                f"channel {channel} has nothing to re-sign yet", fix=f"publish to {channel} first"
+            )
+        return _next_manifest(
+            project,
+            head,
+            channel,
+            releases=head.manifest.releases,
+            builtin=head.manifest.builtin,
+            event="resign",
+        )
 
     return change_channel(project, channel, build, signer)
 
@@ -561,7 +630,8 @@ def history(project: Project, channel: str) -> list[ChannelManifest]:
     root, _ = project.root()
     prefix = f"{project.app}/channels/{channel}/"
     versions = sorted(
-        int(name) for key in project.store.list(prefix)
+        int(name)
+        for key in project.store.list(prefix)
         if (name := key.rsplit("/", 1)[-1].removesuffix(".json")).isdigit()
     )
     out = []
@@ -596,12 +666,19 @@ def release_dict(release: Release | None) -> dict[str, object] | None:
     if release is None:
         return None
     return {
-        "label": release.label, "release_counter": release.counter,
-        "bundle_sha256": release.sha256, "bundle_size": release.length,
-        "plaintext_sha256": release.plaintext_sha256, "plaintext_size": release.plaintext_length,
-        "files": release.files, "unpacked_size": release.unpacked_size,
-        "rollout": release.rollout_bp / 100, "paused": release.paused,
+        "label": release.label,
+        "release_counter": release.counter,
+        "bundle_sha256": release.sha256,
+        "bundle_size": release.length,
+        "plaintext_sha256": release.plaintext_sha256,
+        "plaintext_size": release.plaintext_length,
+        "files": release.files,
+        "unpacked_size": release.unpacked_size,
+        "rollout": release.rollout_bp / 100,
+        "paused": release.paused,
         "rollout_salt": release.rollout_salt,
-        "native_min": release.native_min, "native_max": release.native_max,
-        "commit": release.commit, "pr": release.pr,
+        "native_min": release.native_min,
+        "native_max": release.native_max,
+        "commit": release.commit,
+        "pr": release.pr,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from otaseal import dsse
 from otaseal.config import CONFIG_NAME
@@ -18,6 +18,9 @@ from otaseal.crypto import (
 from otaseal.errors import InputError
 from otaseal.model import Role, Root, channel_role, check_name
 from otaseal.store import root_key
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 ROOT_LIFETIME = timedelta(days=365)
 DEFAULT_CHANNELS = ("beta", "production")
@@ -66,24 +69,33 @@ def keygen(kind: str, out: Path, *, algorithm: str = "ecdsa-p256-sha256") -> Key
     else:
         raise InputError(f"unknown key kind {kind!r}", expected="signing or encryption")
     if not out.parent.is_dir():
-        raise InputError(f"the folder {out.parent} does not exist",
-                         fix="create it first or pass another --out")
+        raise InputError(
+            f"the folder {out.parent} does not exist", fix="create it first or pass another --out"
+        )
     public = _public_path(out)
     write_private(out, key.to_pem())
     public.write_bytes(public_pem)
     return KeygenResult(kind, out, public, keyid, alg)
 
 
-def make_root(app: str, version: int, *, now: datetime, root_keys: list[SigningKey],
-              channel_keys: dict[str, list[SigningKey]], threshold: int = 1) -> Root:
+def make_root(
+    app: str,
+    version: int,
+    *,
+    now: datetime,
+    root_keys: list[SigningKey],
+    channel_keys: dict[str, list[SigningKey]],
+    threshold: int = 1,
+) -> Root:
     """A root listing every key and role (used by init and by tests for rotations)."""
     keys = {k.keyid: k.public for k in root_keys}
     roles = {"root": Role(tuple(k.keyid for k in root_keys), threshold)}
     for channel, signers in channel_keys.items():
         keys.update({k.keyid: k.public for k in signers})
         roles[channel_role(channel)] = Role(tuple(k.keyid for k in signers), 1)
-    return Root(app=app, version=version, issued=now, expires=now + ROOT_LIFETIME, keys=keys,
-                roles=roles)
+    return Root(
+        app=app, version=version, issued=now, expires=now + ROOT_LIFETIME, keys=keys, roles=roles
+    )
 
 
 def sign_root(root: Root, signers: list[dsse.Signer]) -> bytes:
@@ -102,8 +114,9 @@ class InitResult:
     decryption_key: Path
 
 
-def init_project(app: str, directory: Path, *, now: datetime,
-                 algorithm: str = "ecdsa-p256-sha256") -> InitResult:
+def init_project(
+    app: str, directory: Path, *, now: datetime, algorithm: str = "ecdsa-p256-sha256"
+) -> InitResult:
     """Create keys, a signed root.json v1, otaseal.yml and a folder store."""
     check_name(app, "app id")
     config_path = directory / CONFIG_NAME
@@ -117,8 +130,9 @@ def init_project(app: str, directory: Path, *, now: datetime,
     try:
         keys_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
-        raise InputError(f"cannot create {keys_dir} ({exc.strerror})",
-                         fix="pass a writable --dir") from None
+        raise InputError(
+            f"cannot create {keys_dir} ({exc.strerror})", fix="pass a writable --dir"
+        ) from None
     signers = {role: generate_signing_key(algorithm) for role in ("root", *DEFAULT_CHANNELS)}
     paths: dict[str, Path] = {}
     for role, key in signers.items():
@@ -135,8 +149,13 @@ def init_project(app: str, directory: Path, *, now: datetime,
     _public_path(report_path).write_bytes(report.public.to_pem())
     (keys_dir / ".gitignore").write_text("# private keys never go into git\n*.pem\n!*.pub.pem\n")
 
-    root = make_root(app, 1, now=now, root_keys=[signers["root"]],
-                     channel_keys={c: [signers[c]] for c in DEFAULT_CHANNELS})
+    root = make_root(
+        app,
+        1,
+        now=now,
+        root_keys=[signers["root"]],
+        channel_keys={c: [signers[c]] for c in DEFAULT_CHANNELS},
+    )
     envelope = sign_root(root, [signers["root"]])
     root_path = directory / "root.json"
     root_path.write_bytes(envelope)
@@ -159,5 +178,6 @@ def init_project(app: str, directory: Path, *, now: datetime,
         "manifest_expiry_days: 30\n",
         encoding="utf-8",
     )
-    return InitResult(config_path, root_path, store, {**paths, "report": report_path},
-                      decryption_path)
+    return InitResult(
+        config_path, root_path, store, {**paths, "report": report_path}, decryption_path
+    )

@@ -44,23 +44,40 @@ def verify_trusted_root(data: bytes, *, app: str) -> Root:
     envelope = dsse.Envelope.from_json(data)
     unverified = Root.from_payload(envelope.payload, app=app)
     role = unverified.role("root")
-    dsse.verify(envelope, payload_type=dsse.PAYLOAD_TYPE_ROOT, keys=unverified.keys,
-                keyids=role.keyids, threshold=role.threshold, role="root")
+    dsse.verify(
+        envelope,
+        payload_type=dsse.PAYLOAD_TYPE_ROOT,
+        keys=unverified.keys,
+        keyids=role.keyids,
+        threshold=role.threshold,
+        role="root",
+    )
     return unverified
 
 
 def verify_root_update(trusted: Root, data: bytes) -> Root:
-    """Accept root ``trusted.version + 1`` only if a threshold of the old and the new root signed it."""
+    """Accept root ``trusted.version + 1`` only when signed by old and new root thresholds."""
     check_size(data, "root")
     envelope = dsse.Envelope.from_json(data)
     old = trusted.role("root")
-    payload = dsse.verify(envelope, payload_type=dsse.PAYLOAD_TYPE_ROOT, keys=trusted.keys,
-                          keyids=old.keyids, threshold=old.threshold,
-                          role=f"root v{trusted.version} (old keys)")
+    payload = dsse.verify(
+        envelope,
+        payload_type=dsse.PAYLOAD_TYPE_ROOT,
+        keys=trusted.keys,
+        keyids=old.keyids,
+        threshold=old.threshold,
+        role=f"root v{trusted.version} (old keys)",
+    )
     new = Root.from_payload(payload, app=trusted.app)
     role = new.role("root")
-    dsse.verify(envelope, payload_type=dsse.PAYLOAD_TYPE_ROOT, keys=new.keys, keyids=role.keyids,
-                threshold=role.threshold, role=f"root v{new.version} (new keys)")
+    dsse.verify(
+        envelope,
+        payload_type=dsse.PAYLOAD_TYPE_ROOT,
+        keys=new.keys,
+        keyids=role.keyids,
+        threshold=role.threshold,
+        role=f"root v{new.version} (new keys)",
+    )
     if new.version != trusted.version + 1:
         raise RollbackError(
             f"the store's root {trusted.version + 1} says it is version {new.version}",
@@ -81,8 +98,11 @@ def verify_not_expired(what: str, expires: datetime, now: datetime) -> None:
 
 def rotated_roles(old: Root, new: Root) -> set[str]:
     """Roles whose keys or threshold changed: a device forgets their stored versions."""
-    return {name for name in set(old.roles) | set(new.roles)
-            if old.roles.get(name) != new.roles.get(name)}
+    return {
+        name
+        for name in set(old.roles) | set(new.roles)
+        if old.roles.get(name) != new.roles.get(name)
+    }
 
 
 def verify_channel_signature(root: Root, data: bytes, *, channel: str) -> ChannelManifest:
@@ -91,8 +111,14 @@ def verify_channel_signature(root: Root, data: bytes, *, channel: str) -> Channe
     envelope = dsse.Envelope.from_json(data)
     role_name = channel_role(channel)
     role = root.role(role_name)
-    payload = dsse.verify(envelope, payload_type=dsse.PAYLOAD_TYPE_CHANNEL, keys=root.keys,
-                          keyids=role.keyids, threshold=role.threshold, role=role_name)
+    payload = dsse.verify(
+        envelope,
+        payload_type=dsse.PAYLOAD_TYPE_CHANNEL,
+        keys=root.keys,
+        keyids=role.keyids,
+        threshold=role.threshold,
+        role=role_name,
+    )
     return ChannelManifest.from_payload(payload, app=root.app, channel=channel)
 
 
@@ -159,8 +185,8 @@ def pick_release(
             continue
         if release.sha256 == installed_sha256:
             return release
-        if is_in_rollout(release, app=manifest.app, channel=manifest.channel,
-                         install_id=install_id):
+        if is_in_rollout(
+            release, app=manifest.app, channel=manifest.channel, install_id=install_id
+        ):
             return release
     return None
-

@@ -19,16 +19,31 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, 
     return code, json.loads(lines[0]), captured.err
 
 
-def test_whole_flow_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_whole_flow_as_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     code, init, _ = run(capsys, "init", "--app", "com.example.cli", "--dir", str(tmp_path / "p"))
     assert code == 0
     assert set(init) == {"config", "root", "store", "keys", "decryption_key"}
     assert set(init["keys"]) >= {"root", "beta", "production"}  # type: ignore[arg-type]
     monkeypatch.chdir(tmp_path / "p")
-    code, pub, _ = run(capsys, "publish", str(EXAMPLE_WEB), "--channel", "beta", "--label",
-                       "1.0.0", "--rollout", "50", "--native-min", "3", "--commit", "a" * 40,
-                       "--pr", "9")
+    code, pub, _ = run(
+        capsys,
+        "publish",
+        str(EXAMPLE_WEB),
+        "--channel",
+        "beta",
+        "--label",
+        "1.0.0",
+        "--rollout",
+        "50",
+        "--native-min",
+        "3",
+        "--commit",
+        "a" * 40,
+        "--pr",
+        "9",
+    )
     assert code == 0
     assert pub["channel"] == "beta"
     assert pub["manifest_version"] == 1
@@ -39,28 +54,49 @@ def test_whole_flow_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     code, again, err = run(capsys, "publish", str(EXAMPLE_WEB), "--channel", "beta")
     assert again["noop"] is True
     assert "nothing published" in err
-    fetch_args = ["fetch", "--store", "store", "--app", "com.example.cli", "--channel", "beta",
-                  "--root", "root.json", "--decryption-key", "keys/app-decryption.pem",
-                  "--state", str(tmp_path / "state"), "--out", str(tmp_path / "www"),
-                  "--native", "3"]
+    fetch_args = [
+        "fetch",
+        "--store",
+        "store",
+        "--app",
+        "com.example.cli",
+        "--channel",
+        "beta",
+        "--root",
+        "root.json",
+        "--decryption-key",
+        "keys/app-decryption.pem",
+        "--state",
+        str(tmp_path / "state"),
+        "--out",
+        str(tmp_path / "www"),
+        "--native",
+        "3",
+    ]
     # find a device inside the 50 % cohort
     for i in range(50):
-        code, got, _ = run(capsys, *fetch_args, "--install-id", f"d{i}",
-                           "--state", str(tmp_path / f"state{i}"))
+        code, got, _ = run(
+            capsys, *fetch_args, "--install-id", f"d{i}", "--state", str(tmp_path / f"state{i}")
+        )
         if got["status"] == "installed":
             break
     assert got["status"] == "installed"
     assert got["label"] == "1.0.0"
     assert got["digest"] == pub["bundle_sha256"]
-    assert (tmp_path / "www" / "index.html").read_bytes() == (EXAMPLE_WEB / "index.html").read_bytes()
-    code, same, _ = run(capsys, *fetch_args, "--install-id", f"d{i}", "--state",
-                        str(tmp_path / f"state{i}"))
+    assert (tmp_path / "www" / "index.html").read_bytes() == (
+        EXAMPLE_WEB / "index.html"
+    ).read_bytes()
+    code, same, _ = run(
+        capsys, *fetch_args, "--install-id", f"d{i}", "--state", str(tmp_path / f"state{i}")
+    )
     assert same["status"] == "up_to_date"
-    for args in (["promote", "--from", "beta", "--to", "production", "--rollout", "10"],
-                 ["rollout", "--channel", "production", "--percent", "100"],
-                 ["rollout", "--channel", "production", "--pause"],
-                 ["revert", "--channel", "production", "--to", "builtin"],
-                 ["resign", "--channel", "beta"]):
+    for args in (
+        ["promote", "--from", "beta", "--to", "production", "--rollout", "10"],
+        ["rollout", "--channel", "production", "--percent", "100"],
+        ["rollout", "--channel", "production", "--pause"],
+        ["revert", "--channel", "production", "--to", "builtin"],
+        ["resign", "--channel", "beta"],
+    ):
         code, doc, _ = run(capsys, *args)
         assert code == 0, doc
         assert doc["noop"] is False
@@ -75,8 +111,9 @@ def test_whole_flow_as_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     assert "publish 1.0.0" in capsys.readouterr().out
 
 
-def test_errors_are_one_paragraph_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_errors_are_one_paragraph_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     code, doc, err = run(capsys, "status")
     assert code == 2
@@ -87,8 +124,22 @@ def test_errors_are_one_paragraph_and_json(tmp_path: Path, capsys: pytest.Captur
     assert "DIST" in doc["error"]["message"]  # type: ignore[index]
     code, doc, _ = run(capsys, "init", "--app", "Bad App")
     assert code == 2
-    code, doc, _ = run(capsys, "fetch", "--app", "a", "--channel", "b", "--decryption-key", "k",
-                       "--state", "s", "--install-id", "i", "--out", "o")
+    code, doc, _ = run(
+        capsys,
+        "fetch",
+        "--app",
+        "a",
+        "--channel",
+        "b",
+        "--decryption-key",
+        "k",
+        "--state",
+        "s",
+        "--install-id",
+        "i",
+        "--out",
+        "o",
+    )
     assert "exactly one of --store or --base-url" in doc["error"]["message"]  # type: ignore[index]
     code, doc, _ = run(capsys, "publish", "x", "--channel", "beta", "--rollout", "ten")
     assert "not a number" in doc["error"]["message"]  # type: ignore[index]
@@ -104,9 +155,11 @@ def test_keygen_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_version_starts_without_heavy_imports() -> None:
-    code = ("import sys, otaseal.cli as c\n"
-            "try:\n    c.main(['--version'])\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('boto3', 'cryptography', 'requests', 'yaml', 'hvac') "
-            "if m in sys.modules]\nprint(heavy)")
+    code = (
+        "import sys, otaseal.cli as c\n"
+        "try:\n    c.main(['--version'])\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('boto3', 'cryptography', 'requests', 'yaml', 'hvac') "
+        "if m in sys.modules]\nprint(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("[]"), out.stdout

@@ -69,12 +69,21 @@ def test_find_config_explains_missing_project(tmp_path: Path) -> None:
         ("app: a\nchannels: [Beta]\n", "channel name"),
         ("app: a\nchannels: [beta]\nkeys: 3\n", "keys"),
         ("app: a\nchannels: [beta]\nkeys: {beta: file:k}\n", "recipients"),
-        ("app: a\nchannels: [beta]\nkeys: {beta: file:k}\nrecipients: [file:r]\n"
-         "manifest_expiry_days: 0\n", "manifest_expiry_days"),
-        ("app: a\nchannels: [beta]\nkeys: {beta: file:k}\nrecipients: [file:r]\n"
-         "s3_endpoint: 3\n", "s3_endpoint"),
-        ("app: a\nchannels: [beta]\nkeys: {beta: file:k}\nrecipients: [file:r]\n"
-         "report_recipient: 3\n", "report_recipient"),
+        (
+            "app: a\nchannels: [beta]\nkeys: {beta: file:k}\nrecipients: [file:r]\n"
+            "manifest_expiry_days: 0\n",
+            "manifest_expiry_days",
+        ),
+        (
+            "app: a\nchannels: [beta]\nkeys: {beta: file:k}\nrecipients: [file:r]\n"
+            "s3_endpoint: 3\n",
+            "s3_endpoint",
+        ),
+        (
+            "app: a\nchannels: [beta]\nkeys: {beta: file:k}\nrecipients: [file:r]\n"
+            "report_recipient: 3\n",
+            "report_recipient",
+        ),
     ],
 )
 def test_config_errors_name_the_field(tmp_path: Path, text: str, message: str) -> None:

@@ -3,7 +3,12 @@ from __future__ import annotations
 import pytest
 
 from otaseal import crypto, dsse
-from otaseal.errors import DecryptionError, KeyMaterialError, MalformedMetadataError, UnsignedMetadataError
+from otaseal.errors import (
+    DecryptionError,
+    KeyMaterialError,
+    MalformedMetadataError,
+    UnsignedMetadataError,
+)
 
 
 @pytest.mark.parametrize("algorithm", ["ecdsa-p256-sha256", "ed25519"])
@@ -13,8 +18,14 @@ def test_sign_and_verify_round_trip(algorithm: str) -> None:
     assert loaded.keyid == key.keyid == crypto.keyid_of(key.public.der)
     envelope = dsse.sign(dsse.PAYLOAD_TYPE_ROOT, b"{}", [loaded])
     parsed = dsse.Envelope.from_json(envelope.to_json())
-    payload = dsse.verify(parsed, payload_type=dsse.PAYLOAD_TYPE_ROOT, keys={key.keyid: key.public},
-                          keyids=[key.keyid], threshold=1, role="root")
+    payload = dsse.verify(
+        parsed,
+        payload_type=dsse.PAYLOAD_TYPE_ROOT,
+        keys={key.keyid: key.public},
+        keyids=[key.keyid],
+        threshold=1,
+        role="root",
+    )
     assert payload == b"{}"
     assert crypto.load_public_key(key.public.to_pem()) == key.public
 
@@ -28,16 +39,28 @@ def test_one_key_counted_once_toward_threshold() -> None:
     key = crypto.generate_signing_key()
     envelope = dsse.sign(dsse.PAYLOAD_TYPE_ROOT, b"x", [key, key])
     with pytest.raises(UnsignedMetadataError):
-        dsse.verify(envelope, payload_type=dsse.PAYLOAD_TYPE_ROOT, keys={key.keyid: key.public},
-                    keyids=[key.keyid], threshold=2, role="root")
+        dsse.verify(
+            envelope,
+            payload_type=dsse.PAYLOAD_TYPE_ROOT,
+            keys={key.keyid: key.public},
+            keyids=[key.keyid],
+            threshold=2,
+            role="root",
+        )
 
 
 def test_wrong_payload_type_refused() -> None:
     key = crypto.generate_signing_key()
     envelope = dsse.sign(dsse.PAYLOAD_TYPE_ROOT, b"x", [key])
     with pytest.raises(UnsignedMetadataError):
-        dsse.verify(envelope, payload_type=dsse.PAYLOAD_TYPE_CHANNEL, keys={key.keyid: key.public},
-                    keyids=[key.keyid], threshold=1, role="channel:beta")
+        dsse.verify(
+            envelope,
+            payload_type=dsse.PAYLOAD_TYPE_CHANNEL,
+            keys={key.keyid: key.public},
+            keyids=[key.keyid],
+            threshold=1,
+            role="channel:beta",
+        )
 
 
 def test_algorithm_comes_from_the_trusted_entry() -> None:
@@ -56,8 +79,10 @@ def test_garbage_envelope_is_malformed() -> None:
 
 def test_garbage_key_gives_clear_error_without_content() -> None:
     with pytest.raises(KeyMaterialError) as info:
-        crypto.load_signing_key(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
-                                source="keys/beta.pem")
+        crypto.load_signing_key(
+            b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+            source="keys/beta.pem",
+        )
     assert "keys/beta.pem" in info.value.diagnostics()
     assert "AAAA" not in info.value.diagnostics()
 

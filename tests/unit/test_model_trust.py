@@ -25,8 +25,15 @@ SHA = "ab" * 32
 
 def release(counter: int = 1, **kw: object) -> Release:
     base: dict[str, object] = dict(
-        label=f"1.0.{counter}", counter=counter, sha256=f"{counter:064x}", length=10,
-        plaintext_sha256=SHA, plaintext_length=9, files=1, unpacked_size=5, published=NOW,
+        label=f"1.0.{counter}",
+        counter=counter,
+        sha256=f"{counter:064x}",
+        length=10,
+        plaintext_sha256=SHA,
+        plaintext_length=9,
+        files=1,
+        unpacked_size=5,
+        published=NOW,
         rollout_salt="s",
     )
     base.update(kw)
@@ -34,16 +41,30 @@ def release(counter: int = 1, **kw: object) -> Release:
 
 
 def manifest(version: int = 1, **kw: object) -> ChannelManifest:
-    base: dict[str, object] = dict(app=APP, channel="beta", version=version, issued=NOW,
-                                   expires=NOW + timedelta(days=30), releases=(release(),))
+    base: dict[str, object] = dict(
+        app=APP,
+        channel="beta",
+        version=version,
+        issued=NOW,
+        expires=NOW + timedelta(days=30),
+        releases=(release(),),
+    )
     base.update(kw)
     return ChannelManifest(**base)  # type: ignore[arg-type]
 
 
 def test_manifest_round_trip_keeps_every_field() -> None:
-    m = manifest(releases=(release(2, native_min=3, native_max=9, commit="c" * 40, pr=7,
-                                   rollout_bp=1234, paused=True), release(1)),
-                 security_floor=1, event="publish 1.0.2", extra={"future": 1})
+    m = manifest(
+        releases=(
+            release(
+                2, native_min=3, native_max=9, commit="c" * 40, pr=7, rollout_bp=1234, paused=True
+            ),
+            release(1),
+        ),
+        security_floor=1,
+        event="publish 1.0.2",
+        extra={"future": 1},
+    )
     again = ChannelManifest.from_payload(m.to_payload(), app=APP, channel="beta")
     assert again == m
     assert again.find("1.0.1") == m.releases[1]
@@ -101,16 +122,22 @@ def test_verify_channel_manifest_order_and_rules() -> None:
     root_key, beta = generate_signing_key(), generate_signing_key()
     root = make_root(APP, 1, now=NOW, root_keys=[root_key], channel_keys={"beta": [beta]})
     good = _signed(manifest(5), beta)
-    assert trust.verify_channel_manifest(root, good, channel="beta", now=NOW,
-                                         trusted_version=5).version == 5
+    assert (
+        trust.verify_channel_manifest(
+            root, good, channel="beta", now=NOW, trusted_version=5
+        ).version
+        == 5
+    )
     with pytest.raises(RollbackError):
         trust.verify_channel_manifest(root, good, channel="beta", now=NOW, trusted_version=6)
     with pytest.raises(ExpiredMetadataError):
-        trust.verify_channel_manifest(root, good, channel="beta", now=NOW + timedelta(days=31),
-                                      trusted_version=None)
+        trust.verify_channel_manifest(
+            root, good, channel="beta", now=NOW + timedelta(days=31), trusted_version=None
+        )
     with pytest.raises(UnsignedMetadataError):
-        trust.verify_channel_manifest(root, _signed(manifest(), root_key), channel="beta",
-                                      now=NOW, trusted_version=None)
+        trust.verify_channel_manifest(
+            root, _signed(manifest(), root_key), channel="beta", now=NOW, trusted_version=None
+        )
     with pytest.raises(OversizeMetadataError):
         trust.check_size(b" " * (trust.METADATA_MAX_BYTES + 1), "x")
 

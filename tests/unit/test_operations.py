@@ -31,14 +31,20 @@ def test_publish_then_same_build_is_a_noop(project: ops.Project, web: Path) -> N
     assert "nothing published" in notices[-1]
 
 
-def test_release_keeps_identity_across_channels(project: ops.Project, web: Path,
-                                                 tmp_path: Path) -> None:
+def test_release_keeps_identity_across_channels(
+    project: ops.Project, web: Path, tmp_path: Path
+) -> None:
     beta = ops.publish(project, web, channel="beta", label="1.0.0", commit="c" * 40, pr=3)
     promoted = ops.promote(project, source="beta", target="production", rollout=10)
     prod = promoted.manifest.current
     assert prod is not None
     assert (prod.label, prod.counter, prod.sha256, prod.commit, prod.pr) == (
-        "1.0.0", beta.release.counter, beta.release.sha256, "c" * 40, 3)
+        "1.0.0",
+        beta.release.counter,
+        beta.release.sha256,
+        "c" * 40,
+        3,
+    )
     assert prod.rollout_bp == 1000
     assert ops.promote(project, source="beta", target="production", rollout=10).noop
     raised = ops.set_rollout(project, channel="production", percent=50)
@@ -107,11 +113,16 @@ def test_bad_operations_leave_store_unchanged(project: ops.Project, web: Path) -
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"rollout": 101}, "outside 0–100"), ({"label": "bad label"}, "label"),
-     ({"native_min": 5, "native_max": 3}, "native-max"), ({"channel": "staging"}, "not in")],
+    [
+        ({"rollout": 101}, "outside 0–100"),
+        ({"label": "bad label"}, "label"),
+        ({"native_min": 5, "native_max": 3}, "native-max"),
+        ({"channel": "staging"}, "not in"),
+    ],
 )
-def test_publish_input_errors(project: ops.Project, web: Path, kwargs: dict[str, object],
-                              message: str) -> None:
+def test_publish_input_errors(
+    project: ops.Project, web: Path, kwargs: dict[str, object], message: str
+) -> None:
     args: dict[str, object] = {"channel": "beta"} | kwargs
     with pytest.raises(InputError, match=message):
         ops.publish(project, web, **args)  # type: ignore[arg-type]
@@ -121,8 +132,9 @@ def test_publish_input_errors(project: ops.Project, web: Path, kwargs: dict[str,
 def test_key_of_another_channel_is_refused(project: ops.Project, web: Path) -> None:
     from dataclasses import replace
 
-    swapped = replace(project.config,
-                      keys=project.config.keys | {"beta": project.config.keys["production"]})
+    swapped = replace(
+        project.config, keys=project.config.keys | {"beta": project.config.keys["production"]}
+    )
     wrong = ops.Project(swapped, project.store, clock=project.clock)
     with pytest.raises(KeyMaterialError, match="not a beta signing key"):
         ops.publish(wrong, web, channel="beta")
@@ -146,7 +158,7 @@ def test_status_and_open_store(project: ops.Project, web: Path) -> None:
     rows = {row.channel: row for row in ops.status(project)}
     assert rows["beta"].manifest is not None
     assert rows["production"].manifest is None
-    with pytest.raises(InputError, match="nsupported store"):
+    with pytest.raises(InputError, match="unsupported store"):
         ops.open_store("ftp://x")
     assert ops.release_dict(None) is None
 
