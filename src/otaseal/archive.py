@@ -26,12 +26,12 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Generic, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from otaseal.errors import ArchiveError, HygieneError, InputError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
     from concurrent.futures import Future
 
     from _typeshed import SupportsWrite
@@ -65,6 +65,7 @@ _SHOWN = 10  # paths listed in one message
 
 _ZIP32_MAX = 0xFFFFFFFE  # 0xFFFFFFFF means "see ZIP64", which we neither write nor need
 _MAX_ENTRIES = 0xFFFE
+_MAX_NAME = 0xFFFF
 _LOCAL = struct.Struct("<IHHHHHIIIHH")
 _CENTRAL = struct.Struct("<IHHHHHHIIIHHHHHII")
 _END = struct.Struct("<IHHHHIIH")
@@ -95,7 +96,7 @@ _SECRET_NAMES = (
     "*.keystore",
     ".npmrc",
 )
-_RESERVED = _FOLDED_RESERVED = ".otaseal"
+_FOLDED_RESERVED = ".otaseal"
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -221,30 +222,31 @@ def _malformed(detail: str) -> ArchiveError:
 
 
 # --- entry names: one set of rules binds pack and extract ----------------------------------------
-def _name_problem(path: str) -> str | None:
-    """Why ``path`` cannot name a file in a bundle, or None."""
-    if not path:
-        return "is empty"
-    if "\x00" in path:
-        return "contains a NUL byte"
-    if "\\" in path:
-        return "contains a backslash"
-    if _CONTROL.search(path):
-        return "contains a control character"
-    if path.startswith("/"):
-        return "is an absolute path"
-    if _DRIVE.match(path):
-        return "starts with a drive letter"
-    segments = path.split("/")
-    if "" in segments:
-        return "has an empty segment"
-    if "." in segments or ".." in segments:
-        return "has a '.' or '..' segment"
+def _not_utf8(path: str) -> bool:
     try:
-        size = len(path.encode())
+        path.encode()
     except UnicodeEncodeError:
-        return "is not valid UTF-8"
-    return "is longer than 65535 bytes" if size > 0xFFFF else None
+        return True
+    return False
+
+
+_NAME_RULES: tuple[tuple[Callable[[str], object], str], ...] = (
+    (lambda p: not p, "is empty"),
+    (lambda p: "\x00" in p, "contains a NUL byte"),
+    (lambda p: "\\" in p, "contains a backslash"),
+    (_CONTROL.search, "contains a control character"),
+    (lambda p: p.startswith("/"), "is an absolute path"),
+    (_DRIVE.match, "starts with a drive letter"),
+    (lambda p: "" in p.split("/"), "has an empty segment"),
+    (lambda p: not {".", ".."}.isdisjoint(p.split("/")), "has a '.' or '..' segment"),
+    (_not_utf8, "is not valid UTF-8"),
+    (lambda p: len(p.encode()) > _MAX_NAME, "is longer than 65535 bytes"),
+)
+
+
+def _name_problem(path: str) -> str | None:
+    """Why ``path`` cannot name a file in a bundle, or None; rules apply in order."""
+    return next((problem for test, problem in _NAME_RULES if test(path)), None)
 
 
 def _fold(path: str) -> str:
@@ -375,7 +377,7 @@ def pack(
     Hygiene is checked before the first byte is written. If anything fails later (a file changed
     while packing, the bundle outgrows 4 GiB), what was written to ``out`` is unusable.
     """
-    threads = os.cpu_count() or 1 if workers is None else workers
+    threads = (os.cpu_count() or 1) if workers is None else workers
     if threads < 1:
         raise InputError(f"workers is {threads}", expected="at least 1", fix="pass workers >= 1")
     root = _check_build_dir(build_dir)
@@ -387,9 +389,11 @@ def pack(
         ) as results:
             digests = list(results)
         _check_contents(root, paths, digests, allow)
-        index = Index(tuple(FileEntry(p, d.size, d.sha256) for p, d in zip(paths, digests)))
+        index = Index(
+            tuple(FileEntry(p, d.size, d.sha256) for p, d in zip(paths, digests, strict=True))
+        )
         sink = _Sink(out)
-        _write_zip(sink, root, index, digests, pool, 2 * threads)
+        _write_zip(sink, root, index, digests, pool=pool, window=2 * threads)
     return PackResult(index, _warnings(paths, allow), sink.length, sink.sha256.hexdigest())
 
 
@@ -410,8 +414,28 @@ def _check_build_dir(build_dir: Path) -> Path:
 
 def _scan(root: Path, allow: Sequence[str]) -> list[str]:
     """Regular files under ``root`` sorted by UTF-8 path; raise on anything that must not ship."""
-    files: list[str] = []
     problems: dict[str, list[str]] = {kind: [] for kind in _HYGIENE}
+    files = _walk(root, problems)
+    files.sort(key=lambda p: p.encode("utf-8", "surrogateescape"))
+    for path in files:
+        problem = _name_problem(path)
+        if problem is not None:
+            problems["name"].append(f"{path.encode('utf-8', 'surrogateescape')!r} ({problem})")
+        elif _is_reserved(path):
+            problems["reserved"].append(path)
+        elif _is_secret_name(path) and not _allowed(path, allow):
+            problems["secret"].append(f"{path} (its name)")
+    if not problems["name"]:
+        clash = _collision(files)
+        if clash is not None:
+            problems["collision"].append(f"{clash[0]} and {clash[1]}")
+    _raise_hygiene(root, problems)
+    _check_shape(root, files)
+    return files
+
+
+def _walk(root: Path, problems: dict[str, list[str]]) -> list[str]:
+    files: list[str] = []
     stack = [("", root)]
     try:
         while stack:
@@ -433,21 +457,6 @@ def _scan(root: Path, allow: Sequence[str]) -> list[str]:
             expected="a build directory readable by the user running otaseal",
             fix="fix the permissions of the build output",
         ) from None
-    files.sort(key=lambda p: p.encode("utf-8", "surrogateescape"))
-    for path in files:
-        problem = _name_problem(path)
-        if problem is not None:
-            problems["name"].append(f"{path.encode('utf-8', 'surrogateescape')!r} ({problem})")
-        elif _is_reserved(path):
-            problems["reserved"].append(path)
-        elif _is_secret_name(path) and not _allowed(path, allow):
-            problems["secret"].append(f"{path} (its name)")
-    if not problems["name"]:
-        clash = _collision(files)
-        if clash is not None:
-            problems["collision"].append(f"{clash[0]} and {clash[1]}")
-    _raise_hygiene(root, problems)
-    _check_shape(root, files)
     return files
 
 
@@ -499,11 +508,11 @@ def _check_contents(
 ) -> None:
     secrets = [
         f"{p} (contains a PEM private key)"
-        for p, d in zip(paths, digests)
+        for p, d in zip(paths, digests, strict=True)
         if d.has_private_key and not _allowed(p, allow)
     ]
     _raise_hygiene(root, {"secret": secrets})
-    large = [p for p, d in zip(paths, digests) if d.size > _ZIP32_MAX]
+    large = [p for p, d in zip(paths, digests, strict=True) if d.size > _ZIP32_MAX]
     if large:
         raise InputError(
             f"the build directory {root} has files of 4 GiB or more: {_listing(large)}",
@@ -517,9 +526,11 @@ def _warnings(paths: Sequence[str], allow: Sequence[str]) -> tuple[str, ...]:
     if not maps:
         return ()
     return (
-        f"{len(maps)} source map(s) will ship and reveal your original source code: "
-        f"{_listing(maps)}. Turn source maps off for production builds, or add them to `allow` "
-        "to silence this warning.",
+        (
+            f"{len(maps)} source map(s) will ship and reveal your original source code: "
+            f"{_listing(maps)}. Turn source maps off for production builds, or add them to "
+            "`allow` to silence this warning."
+        ),
     )
 
 
@@ -580,18 +591,18 @@ def _compress_piece(piece: _Piece) -> _Compressed:
         # One byte more than expected at the end of a file, to notice that it grew.
         buffer = memoryview(f.read(head + piece.length + (1 if piece.last else 0)))
     data = buffer[head:]
-    if head:
-        comp = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -15, zdict=buffer[:head])
-    else:
+    parts = _deflate(data, zdict=buffer[:head] if head else None, last=piece.last)
+    if piece.whole:
+        return _Compressed(piece, parts, zlib.crc32(data), memoryview(b""), len(data))
+    return _Compressed(piece, parts, 0, data, len(data))
+
+
+def _deflate(data: memoryview, *, zdict: memoryview | None, last: bool) -> tuple[bytes, bytes]:
+    """Raw DEFLATE; a piece that is not last ends on a byte boundary so the next one can follow."""
+    if zdict is None:
         comp = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -15)
-    tail = comp.flush(zlib.Z_FINISH if piece.last else zlib.Z_SYNC_FLUSH)
-    parts = (comp.compress(data), tail) if False else _deflate(comp, data, piece.last)
-    del tail
-    crc = zlib.crc32(data) if piece.whole else 0
-    return _Compressed(piece, parts, crc, data, len(data))
-
-
-def _deflate(comp: zlib._Compress, data: memoryview, last: bool) -> tuple[bytes, bytes]:
+    else:
+        comp = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -15, zdict=zdict)
     body = comp.compress(data)
     return body, comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
 
@@ -601,7 +612,7 @@ def _ordered(
     work: Callable[[_T], _R],
     items: Iterable[_T],
     window: int,
-) -> Iterator[_R]:
+) -> Generator[_R, None, None]:
     """``map`` on the pool, in order, with at most ``window`` items in flight."""
     if pool is None:
         yield from map(work, items)
@@ -629,13 +640,13 @@ class _Sink:
         self.sha256 = hashlib.sha256()
         self.length = 0
 
-    def write(self, data: bytes | memoryview) -> None:
-        self._out.write(data)  # type: ignore[arg-type]  # memoryview is bytes-like
+    def write(self, data: bytes) -> None:
+        self._out.write(data)
         self.sha256.update(data)
         self.length += len(data)
 
 
-class _Spool(Generic[_T]):
+class _Spool:
     """Compressed pieces of one entry: in memory up to a bound, then in a temporary file."""
 
     __slots__ = ("_file", "_parts", "size")
@@ -647,15 +658,15 @@ class _Spool(Generic[_T]):
 
     def add(self, part: bytes) -> None:
         self.size += len(part)
-        if self._file is None and self.size > _SPOOL_MEMORY:
+        if self._file is not None:
+            self._file.write(part)
+            return
+        self._parts.append(part)
+        if self.size > _SPOOL_MEMORY:
             self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
             for kept in self._parts:
                 self._file.write(kept)
             self._parts.clear()
-        if self._file is None:
-            self._parts.append(part)
-        else:
-            self._file.write(part)
 
     def drain(self, sink: _Sink) -> None:
         if self._file is None:
@@ -729,17 +740,17 @@ def _write_zip(
     root: Path,
     index: Index,
     digests: Sequence[_Digest],
+    *,
     pool: ThreadPoolExecutor | None,
     window: int,
 ) -> None:
     writer = _ZipWriter(sink)
     data = index.to_json()
-    comp = zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -15)
-    parts = _deflate(comp, memoryview(data), last=True)
+    parts = _deflate(memoryview(data), zdict=None, last=True)
     writer.entry(INDEX_PATH, crc=zlib.crc32(data), size=len(data), compressed=_length(parts))
     for part in parts:
         sink.write(part)
-    spool: _Spool[None] = _Spool()
+    spool = _Spool()
     crc = size = 0
     try:
         with contextlib.closing(
@@ -749,8 +760,9 @@ def _write_zip(
                 entry, digest = index.files[done.piece.file], digests[done.piece.file]
                 if done.piece.whole:
                     _same_file(root, entry, digest, done.crc, done.size)
-                    writer.entry(entry.path, crc=done.crc, size=done.size,
-                                 compressed=_length(done.parts))
+                    writer.entry(
+                        entry.path, crc=done.crc, size=done.size, compressed=_length(done.parts)
+                    )
                     for part in done.parts:
                         sink.write(part)
                     continue
@@ -856,21 +868,23 @@ def _refuse(name: str, problem: str) -> ArchiveError:
 
 
 def _entry_problem(info: zipfile.ZipInfo) -> str | None:
-    problem = _name_problem(info.orig_filename)
-    if problem is not None:
-        return f"has a name that {problem}"
-    if info.flag_bits & _ENCRYPTION_FLAGS:
-        return "is encrypted"
-    if info.flag_bits & ~_ALLOWED_FLAGS:
-        return f"uses unsupported zip features (flags 0x{info.flag_bits:04x})"
-    if info.compress_type not in {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED}:
-        return f"uses compression method {info.compress_type}, not stored (0) or deflate (8)"
+    name_problem = _name_problem(info.orig_filename)
     mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        return "is a symlink"
-    if stat.S_IFMT(mode) not in {0, stat.S_IFREG} or info.external_attr & _DOS_DIRECTORY:
-        return "is not a regular file"
-    return None
+    checks = (
+        (name_problem is not None, f"has a name that {name_problem}"),
+        (info.flag_bits & _ENCRYPTION_FLAGS, "is encrypted"),
+        (info.flag_bits & ~_ALLOWED_FLAGS, f"uses unsupported zip flags 0x{info.flag_bits:04x}"),
+        (
+            info.compress_type not in {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED},
+            f"uses compression method {info.compress_type}, not stored (0) or deflate (8)",
+        ),
+        (stat.S_ISLNK(mode), "is a symlink"),
+        (
+            stat.S_IFMT(mode) not in {0, stat.S_IFREG} or info.external_attr & _DOS_DIRECTORY,
+            "is not a regular file",
+        ),
+    )
+    return next((problem for failed, problem in checks if failed), None)
 
 
 def _check_entries(infos: Sequence[zipfile.ZipInfo]) -> None:
@@ -938,7 +952,14 @@ def _make_dest(dest: Path) -> Path | None:
     top = dest
     while not top.parent.exists():
         top = top.parent
-    dest.mkdir(parents=True)
+    try:
+        dest.mkdir(parents=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the extraction directory {dest}: {exc.strerror}",
+            expected="a path where otaseal may create a directory",
+            fix="extract somewhere writable",
+        ) from None
     return top
 
 
@@ -984,7 +1005,10 @@ def _extract_file(
             fix="free some space or fix the directory's permissions",
         ) from None
     if written != entry.size:
-        raise _refuse(entry.path, f"unpacks to {'more' if written > entry.size else 'fewer'} "
-                      f"than the {entry.size} bytes its index entry says")
+        raise _refuse(
+            entry.path,
+            f"unpacks to {'more' if written > entry.size else 'fewer'} "
+            f"than the {entry.size} bytes its index entry says",
+        )
     if sha.hexdigest() != entry.sha256:
         raise _refuse(entry.path, "does not match the SHA-256 in the index")

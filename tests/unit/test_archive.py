@@ -1,0 +1,626 @@
+"""The plaintext bundle: determinism, index, hygiene, readback and extraction of good bundles."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import zipfile
+from typing import TYPE_CHECKING
+
+import pytest
+
+from otaseal import archive
+from otaseal.archive import INDEX_PATH, FileEntry, Index, IndexDiff, extract, pack
+from otaseal.errors import ArchiveError, HygieneError, InputError
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+PEM = (
+    b"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oW2MmMk=\n"
+    b"-----END EC PRIVATE KEY-----\n"
+)
+APP = {
+    "index.html": b"<!doctype html><script src=assets/app.js></script>",
+    "assets/app.js": b"console.log('hello');\n" * 400,
+    "assets/style.css": b"body { margin: 0 }\n" * 50,
+    "assets/logo.svg": b"<svg/>",
+    "empty.txt": b"",
+    "caf\u00e9/men\u00fc.json": b'{"a": 1}',
+}
+
+
+def make_build(root: Path, files: dict[str, bytes], *, order: int = 1) -> Path:
+    for name, data in sorted(files.items(), reverse=order < 0):
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def pack_bytes(build: Path, **kwargs: object) -> tuple[bytes, archive.PackResult]:
+    out = io.BytesIO()
+    result = pack(build, out, **kwargs)  # type: ignore[arg-type]
+    return out.getvalue(), result
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def big_file(size: int) -> bytes:
+    """Compressible but not trivial: repeated text with a counter, then some noise."""
+    text = b"".join(b"line %08d of a large asset\n" % i for i in range(size // 28 + 1))
+    return text[: size - 4096] + os.urandom(4096)
+
+
+# --- determinism ----------------------------------------------------------------------------------
+def test_same_files_give_identical_bytes_whatever_order_mtime_umask_and_mode(tmp_path: Path):
+    first = make_build(tmp_path / "a", APP)
+    old_umask = os.umask(0o077)
+    try:
+        second = make_build(tmp_path / "b", APP, order=-1)
+    finally:
+        os.umask(old_umask)
+    for i, path in enumerate(sorted(second.rglob("*"))):
+        if path.is_file():
+            path.chmod(0o755 if i % 2 else 0o600)
+            os.utime(path, (1_000_000 + i * 7777, 2_000_000_000 - i * 999))
+    os.utime(first / "index.html", (0, 0))
+
+    one, _ = pack_bytes(first)
+    two, _ = pack_bytes(second)
+
+    assert one == two
+
+
+def test_worker_count_does_not_change_bytes(tmp_path: Path):
+    files = dict(APP)
+    files["assets/app.wasm"] = big_file(3 * archive.CHUNK_SIZE + 12345)
+    files["assets/exact.bin"] = big_file(archive.CHUNK_SIZE)
+    build = make_build(tmp_path / "b", files)
+
+    serial, _ = pack_bytes(build, workers=1)
+    parallel, _ = pack_bytes(build, workers=4)
+
+    assert serial == parallel
+
+
+def test_non_seekable_output_gets_the_same_bytes_and_reported_digest(tmp_path: Path):
+    build = make_build(tmp_path / "b", APP)
+
+    class Pipe:
+        def __init__(self) -> None:
+            self.chunks: list[bytes] = []
+
+        def write(self, data: bytes) -> int:
+            self.chunks.append(bytes(data))
+            return len(data)
+
+    pipe = Pipe()
+    result = pack(build, pipe)
+    written = b"".join(pipe.chunks)
+
+    assert written == pack_bytes(build)[0]
+    assert result.length == len(written)
+    assert result.sha256 == sha(written)
+
+
+def test_packing_an_unchanged_build_twice_is_detectably_a_no_op(tmp_path: Path):
+    build = make_build(tmp_path / "b", APP)
+    first = pack_bytes(build)[1]
+    (build / "index.html").touch()
+    second = pack_bytes(build)[1]
+    (build / "assets/app.js").write_bytes(b"changed")
+    third = pack_bytes(build)[1]
+
+    assert first.sha256 == second.sha256
+    assert third.sha256 != first.sha256
+
+
+# --- readback -------------------------------------------------------------------------------------
+def test_bundle_reads_back_with_stdlib_zipfile(tmp_path: Path):
+    build = make_build(tmp_path / "b", APP)
+    data, result = pack_bytes(build)
+
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.testzip() is None
+        infos = zf.infolist()
+        names = [i.filename for i in infos]
+        assert names[0] == INDEX_PATH
+        assert names[1:] == sorted(APP, key=lambda p: p.encode())
+        for info in infos:
+            assert info.date_time == (1980, 1, 1, 0, 0, 0)
+            assert info.external_attr >> 16 == stat.S_IFREG | 0o644
+            assert info.compress_type == zipfile.ZIP_DEFLATED
+            assert info.flag_bits & 0x0800  # UTF-8 names
+        for name, content in APP.items():
+            assert zf.read(name) == content
+        assert Index.from_json(zf.read(INDEX_PATH)) == result.index
+    assert result.index.files == tuple(
+        FileEntry(p, len(APP[p]), sha(APP[p])) for p in sorted(APP, key=lambda p: p.encode())
+    )
+    assert result.index.total_size == sum(len(d) for d in APP.values())
+
+
+@pytest.mark.skipif(shutil.which("unzip") is None, reason="unzip is not installed")
+def test_unzip_test_mode_accepts_the_bundle(tmp_path: Path):
+    files = dict(APP)
+    files["assets/app.wasm"] = big_file(2 * archive.CHUNK_SIZE + 1)
+    bundle = tmp_path / "bundle.zip"
+    bundle.write_bytes(pack_bytes(make_build(tmp_path / "b", files))[0])
+
+    run = subprocess.run(["unzip", "-t", str(bundle)], capture_output=True, text=True, check=False)
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "No errors detected" in run.stdout
+
+
+def test_large_file_is_streamed_in_pieces_never_read_whole(tmp_path: Path, monkeypatch):
+    content = big_file(5 * archive.CHUNK_SIZE + 777)
+    build = make_build(tmp_path / "b", {"index.html": b"<html/>", "big.bin": content})
+    reads: list[int] = []
+    real_open = archive._open_regular
+
+    def spying_open(path: Path):
+        handle = real_open(path)
+        real_read = handle.read
+
+        def read(size: int = -1) -> bytes:
+            reads.append(size)
+            return real_read(size)
+
+        handle.read = read  # type: ignore[method-assign]
+        return handle
+
+    monkeypatch.setattr(archive, "_open_regular", spying_open)
+    monkeypatch.setattr(archive, "_SPOOL_MEMORY", 64 * 1024)  # spill compressed pieces to disk
+
+    data, result = pack_bytes(build, workers=2)
+
+    assert reads
+    assert all(0 < size <= archive.CHUNK_SIZE + 32 * 1024 + 1 for size in reads)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.read("big.bin") == content
+    assert result.index.files[0] == FileEntry("big.bin", len(content), sha(content))
+
+
+def test_round_trip_through_extract(tmp_path: Path):
+    files = dict(APP)
+    files["assets/app.wasm"] = big_file(archive.CHUNK_SIZE + 5)
+    bundle = tmp_path / "bundle.zip"
+    bundle.write_bytes(pack_bytes(make_build(tmp_path / "b", files))[0])
+    dest = tmp_path / "staging" / "1.4.2"
+
+    index = extract(bundle, dest, max_total_size=sum(len(d) for d in files.values()))
+
+    assert index == pack_bytes(tmp_path / "b")[1].index
+    extracted = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
+    assert extracted == set(files)  # the index itself is not extracted
+    for name, content in files.items():
+        assert (dest / name).read_bytes() == content
+        assert not (dest / name).stat().st_mode & 0o111
+
+
+def test_extract_into_an_existing_empty_directory(tmp_path: Path):
+    bundle = tmp_path / "bundle.zip"
+    bundle.write_bytes(pack_bytes(make_build(tmp_path / "b", APP))[0])
+    dest = tmp_path / "dest"
+    dest.mkdir()
+
+    extract(bundle, dest, max_total_size=10**6)
+
+    assert (dest / "index.html").read_bytes() == APP["index.html"]
+
+
+# --- the index ------------------------------------------------------------------------------------
+def test_index_json_round_trips_and_is_deterministic():
+    index = Index(
+        (
+            FileEntry("assets/app.js", 10, "a" * 64),
+            FileEntry("caf\u00e9.js", 0, "b" * 64),
+            FileEntry("index.html", 3, "c" * 64),
+        )
+    )
+
+    data = index.to_json()
+
+    assert Index.from_json(data) == index
+    assert data == index.to_json()
+    assert json.loads(data) == {
+        "version": 1,
+        "files": [
+            {"path": "assets/app.js", "size": 10, "sha256": "a" * 64},
+            {"path": "caf\u00e9.js", "size": 0, "sha256": "b" * 64},
+            {"path": "index.html", "size": 3, "sha256": "c" * 64},
+        ],
+    }
+    assert b" " not in data
+    assert index.total_size == 13
+
+
+def test_index_from_json_ignores_unknown_members():
+    doc = {
+        "version": 1,
+        "future": True,
+        "files": [{"path": "a", "size": 1, "sha256": "0" * 64, "x": 1}],
+    }
+    assert Index.from_json(json.dumps(doc).encode()).files == (FileEntry("a", 1, "0" * 64),)
+
+
+GOOD = {"path": "a.js", "size": 1, "sha256": "0" * 64}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"\xff\xfe", id="not-utf8"),
+        pytest.param(b"{", id="not-json"),
+        pytest.param(b"[]", id="not-an-object"),
+        pytest.param(b'{"version":1,"version":1,"files":[]}', id="duplicate-key"),
+        pytest.param(b'{"version":NaN,"files":[]}', id="nan"),
+        pytest.param(b'{"files":[]}', id="no-version"),
+        pytest.param(b'{"version":2,"files":[]}', id="future-version"),
+        pytest.param(b'{"version":true,"files":[]}', id="bool-version"),
+        pytest.param(b'{"version":1,"files":{}}', id="files-not-a-list"),
+        pytest.param(b'{"version":1,"files":[1]}', id="entry-not-an-object"),
+        pytest.param(json.dumps({"version": 1, "files": [{**GOOD, "path": 3}]}), id="path-int"),
+        pytest.param(json.dumps({"version": 1, "files": [{**GOOD, "path": "../x"}]}), id="dotdot"),
+        pytest.param(json.dumps({"version": 1, "files": [{**GOOD, "path": "/x"}]}), id="abs"),
+        pytest.param(json.dumps({"version": 1, "files": [{**GOOD, "path": INDEX_PATH}]}), id="rsv"),
+        pytest.param(json.dumps({"version": 1, "files": [{**GOOD, "size": -1}]}), id="neg-size"),
+        pytest.param(json.dumps({"version": 1, "files": [{**GOOD, "size": True}]}), id="bool-size"),
+        pytest.param(json.dumps({"version": 1, "files": [{**GOOD, "size": "1"}]}), id="str-size"),
+        pytest.param(json.dumps({"version": 1, "files": [{**GOOD, "sha256": "A" * 64}]}), id="HEX"),
+        pytest.param(json.dumps({"version": 1, "files": [{**GOOD, "sha256": "0"}]}), id="short"),
+        pytest.param(json.dumps({"version": 1, "files": [GOOD, GOOD]}), id="repeated"),
+        pytest.param(
+            json.dumps({"version": 1, "files": [{**GOOD, "path": "b"}, {**GOOD, "path": "a"}]}),
+            id="unsorted",
+        ),
+        pytest.param(
+            json.dumps({"version": 1, "files": [{**GOOD, "path": "A"}, {**GOOD, "path": "a"}]}),
+            id="case-collision",
+        ),
+    ],
+)
+def test_malformed_index_is_refused(data: bytes | str):
+    raw = data.encode() if isinstance(data, str) else data
+    with pytest.raises(ArchiveError, match="index") as caught:
+        Index.from_json(raw)
+    assert "publish it again" in caught.value.diagnostics()
+
+
+def test_index_diff_lists_added_removed_changed_and_size_delta():
+    older = Index(
+        (
+            FileEntry("a.js", 10, "a" * 64),
+            FileEntry("b.js", 20, "b" * 64),
+            FileEntry("index.html", 5, "c" * 64),
+        )
+    )
+    newer = Index(
+        (
+            FileEntry("a.js", 12, "d" * 64),
+            FileEntry("c.js", 7, "e" * 64),
+            FileEntry("index.html", 5, "c" * 64),
+        )
+    )
+
+    assert newer.diff(older) == IndexDiff(
+        added=("c.js",), removed=("b.js",), changed=("a.js",), size_delta=24 - 35
+    )
+    assert newer.diff(newer) == IndexDiff((), (), (), 0)
+
+
+# --- hygiene --------------------------------------------------------------------------------------
+def refused(build: Path, error: type[Exception] = HygieneError, **kwargs: object) -> str:
+    out = io.BytesIO()
+    with pytest.raises(error) as caught:
+        pack(build, out, **kwargs)  # type: ignore[arg-type]
+    assert out.getvalue() == b"", "nothing may be written before hygiene passes"
+    return caught.value.diagnostics()  # type: ignore[attr-defined]
+
+
+def test_missing_build_dir_is_refused(tmp_path: Path):
+    message = refused(tmp_path / "dist", InputError)
+    assert "does not exist" in message
+    assert "run the web build first" in message.lower()
+
+
+def test_build_path_that_is_a_file_is_refused(tmp_path: Path):
+    (tmp_path / "dist").write_text("x")
+    assert "not a directory" in refused(tmp_path / "dist", InputError)
+
+
+def test_empty_build_dir_is_refused(tmp_path: Path):
+    (tmp_path / "dist" / "assets").mkdir(parents=True)
+    assert "contains no files" in refused(tmp_path / "dist", InputError)
+
+
+def test_build_without_index_html_is_refused(tmp_path: Path):
+    build = make_build(tmp_path / "dist", {"www/index.html": b"x"})
+    message = refused(build)
+    assert "no index.html" in message
+    assert "point otaseal at the folder that holds index.html" in message.lower()
+
+
+def test_symlinked_file_is_refused_naming_the_path(tmp_path: Path):
+    build = make_build(tmp_path / "dist", APP)
+    (build / "assets" / "secret.txt").symlink_to("/etc/passwd")
+    message = refused(build)
+    assert "symlink" in message
+    assert "assets/secret.txt" in message
+    assert "cp -L" in message
+
+
+def test_symlinked_directory_is_refused(tmp_path: Path):
+    build = make_build(tmp_path / "dist", APP)
+    (tmp_path / "elsewhere").mkdir()
+    (build / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    assert "linked" in refused(build)
+
+
+def test_fifo_is_refused(tmp_path: Path):
+    build = make_build(tmp_path / "dist", APP)
+    os.mkfifo(build / "pipe")
+    message = refused(build)
+    assert "special file" in message
+    assert "pipe" in message
+
+
+def test_socket_is_refused(tmp_path: Path):
+    build = make_build(tmp_path / "d", APP)
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        sock.bind(str(build / "s"))
+        assert "special file" in refused(build)
+    finally:
+        sock.close()
+
+
+def test_reserved_otaseal_folder_is_refused(tmp_path: Path):
+    build = make_build(tmp_path / "dist", {**APP, ".OtaSeal/index.json": b"{}"})
+    message = refused(build)
+    assert "reserved" in message
+    assert ".OtaSeal/index.json" in message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".env",
+        "config/.env.production",
+        "certs/server.pem",
+        "server.KEY",
+        "cert.p12",
+        "cert.pfx",
+        "ssh/id_rsa",
+        "ssh/id_rsa.pub",
+        "id_ed25519",
+        "android/release.jks",
+        "release.keystore",
+        ".npmrc",
+    ],
+)
+def test_file_named_like_a_secret_is_refused(tmp_path: Path, name: str):
+    build = make_build(tmp_path / "dist", {**APP, name: b"harmless"})
+    message = refused(build)
+    assert "look like secrets" in message
+    assert name in message
+    assert "allow" in message
+    assert "rotate" in message
+
+
+def test_file_containing_a_private_key_is_refused_without_echoing_it(tmp_path: Path):
+    build = make_build(tmp_path / "dist", {**APP, "assets/config.js": b"const k = `" + PEM})
+    message = refused(build)
+    assert "assets/config.js" in message
+    assert "private key" in message
+    assert "MHcCAQEE" not in message
+    assert "BEGIN" not in message
+
+
+def test_private_key_beyond_the_first_4_kib_is_not_sniffed(tmp_path: Path):
+    build = make_build(tmp_path / "dist", {**APP, "vendor.js": b" " * 4096 + PEM})
+    assert pack_bytes(build)[1].index.files
+
+
+def test_allow_pattern_lets_a_flagged_file_ship(tmp_path: Path):
+    files = {**APP, "demo/test.pem": b"x", "vendor/forge.js": b"'" + PEM}
+    build = make_build(tmp_path / "dist", files)
+
+    _, result = pack_bytes(build, allow=["demo/*.pem", "vendor/forge.js"])
+
+    assert {"demo/test.pem", "vendor/forge.js"} <= {f.path for f in result.index.files}
+
+
+def test_allow_pattern_only_covers_what_it_matches(tmp_path: Path):
+    build = make_build(tmp_path / "dist", {**APP, "demo/test.pem": b"x", "real.pem": b"x"})
+    message = refused(build, allow=["demo/*"])
+    assert "real.pem" in message
+    assert "demo/test.pem" not in message
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("a\\b.js", "backslash"),
+        ("new\nline.js", "control character"),
+        ("C:evil.js", "drive letter"),
+    ],
+)
+def test_file_name_devices_cannot_extract_is_refused(tmp_path: Path, name: str, problem: str):
+    build = make_build(tmp_path / "dist", {**APP, name: b"x"})
+    message = refused(build)
+    assert problem in message
+    assert "rename" in message.lower()
+
+
+def test_file_name_that_is_not_utf8_is_refused(tmp_path: Path):
+    build = make_build(tmp_path / "dist", APP)
+    fd = os.open(os.fsencode(build) + b"/caf\xe9.js", os.O_WRONLY | os.O_CREAT, 0o644)  # Latin-1
+    os.close(fd)
+    assert "not valid UTF-8" in refused(build)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("App.js", "app.js"),
+        ("caf\u00e9.js", "cafe\u0301.js"),  # NFC and NFD
+        ("Assets", "assets/app.js"),  # a file and a directory
+    ],
+)
+def test_names_colliding_on_case_insensitive_devices_are_refused(tmp_path: Path, one, other):
+    build = make_build(tmp_path / "dist", {**APP, one: b"1", other: b"2"})
+    message = refused(build)
+    assert "collide" in message
+    assert one in message or other in message
+
+
+def test_source_maps_give_a_warning_not_an_error(tmp_path: Path):
+    build = make_build(tmp_path / "dist", {**APP, "assets/app.js.map": b"{}", "a.css.map": b"{}"})
+
+    result = pack_bytes(build)[1]
+
+    assert len(result.warnings) == 1
+    assert "2 source map(s)" in result.warnings[0]
+    assert "assets/app.js.map" in result.warnings[0]
+    assert not pack_bytes(build, allow=["*.map"])[1].warnings
+
+
+def test_long_problem_lists_are_shortened(tmp_path: Path):
+    build = make_build(tmp_path / "dist", {**APP, **{f"k{i:02}.pem": b"x" for i in range(14)}})
+    message = refused(build)
+    assert "14 file(s)" in message
+    assert "and 4 more" in message
+
+
+def test_unreadable_directory_is_reported(tmp_path: Path, monkeypatch):
+    build = make_build(tmp_path / "dist", APP)
+
+    def denied(path: object) -> object:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(archive.os, "scandir", denied)
+    assert "Permission denied" in refused(build, InputError)
+
+
+def test_file_that_stops_being_regular_is_refused(tmp_path: Path):
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(HygieneError, match="no longer a regular file"):
+        archive._open_regular(tmp_path / "fifo")
+    with pytest.raises(InputError, match=r"(?i)cannot read"):
+        archive._open_regular(tmp_path / "gone")
+
+
+@pytest.mark.parametrize(("name", "workers"), [("index.html", 1), ("big.bin", 1), ("big.bin", 2)])
+def test_file_changed_while_packing_is_refused(
+    tmp_path: Path, monkeypatch, name: str, workers: int
+):
+    build = make_build(
+        tmp_path / "dist", {"index.html": b"<html/>", "big.bin": big_file(archive.CHUNK_SIZE + 9)}
+    )
+    real = archive._digest_file
+
+    def digest_then_change(path: Path):
+        digest = real(path)
+        if path.name == name:
+            with path.open("ab") as f:
+                f.write(b"late write")
+        return digest
+
+    monkeypatch.setattr(archive, "_digest_file", digest_then_change)
+    with pytest.raises(InputError, match="changed while otaseal was packing it"):
+        pack(build, io.BytesIO(), workers=workers)
+
+
+def test_zero_workers_is_refused(tmp_path: Path):
+    assert "workers" in refused(make_build(tmp_path / "d", APP), InputError, workers=0)
+
+
+def test_too_many_files_are_refused(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(archive, "_MAX_ENTRIES", 3)
+    assert "fewer than 3 files" in refused(make_build(tmp_path / "d", APP), InputError)
+
+
+def test_file_too_large_for_zip32_is_refused(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(archive, "_ZIP32_MAX", 1000)
+    build = make_build(tmp_path / "d", {**APP, "movie.mp4": os.urandom(1001)})
+    assert "4 GiB" in refused(build, InputError)
+
+
+@pytest.mark.parametrize("limit", [1500, 2200])
+def test_bundle_growing_beyond_zip32_is_refused(tmp_path: Path, monkeypatch, limit: int):
+    # 1500 stops at a local header; 2200 fits every entry but not the central directory.
+    monkeypatch.setattr(archive, "_ZIP32_MAX", limit)
+    build = make_build(tmp_path / "d", {"index.html": os.urandom(900), "b.bin": os.urandom(900)})
+    with pytest.raises(InputError, match="beyond 4 GiB"):
+        pack(build, io.BytesIO())
+
+
+# --- extraction edge cases that are not attacks --------------------------------------------------
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    path = tmp_path / "bundle.zip"
+    path.write_bytes(pack_bytes(make_build(tmp_path / "b", APP))[0])
+    return path
+
+
+def test_extract_refuses_a_non_empty_destination(tmp_path: Path, bundle: Path):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match="not empty"):
+        extract(bundle, dest, max_total_size=10**6)
+    assert (dest / "keep.txt").read_text() == "mine"
+
+
+def test_extract_refuses_a_destination_that_is_a_file(tmp_path: Path, bundle: Path):
+    (tmp_path / "dest").write_text("x")
+    with pytest.raises(InputError, match="not a directory"):
+        extract(bundle, tmp_path / "dest", max_total_size=10**6)
+
+
+def test_extract_reports_a_destination_it_cannot_create(tmp_path: Path, bundle: Path):
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(InputError, match=r"(?i)cannot create the extraction directory"):
+        extract(bundle, tmp_path / "file.txt" / "dest", max_total_size=10**6)
+
+
+def test_extract_reports_a_missing_bundle(tmp_path: Path):
+    with pytest.raises(InputError, match=r"(?i)cannot read"):
+        extract(tmp_path / "nope.zip", tmp_path / "dest", max_total_size=10**6)
+    assert not (tmp_path / "dest").exists()
+
+
+def test_extract_reports_a_destination_it_cannot_write(tmp_path: Path, bundle: Path, monkeypatch):
+    real_open = os.open
+    created: list[object] = []
+
+    def full_disk(path: object, flags: int, mode: int = 0o777, **kwargs: object) -> int:
+        if flags & os.O_CREAT:
+            created.append(path)
+            if len(created) > 2:
+                raise OSError(28, "No space left on device")
+        return real_open(path, flags, mode, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(archive.os, "open", full_disk)
+    dest = tmp_path / "new" / "dest"
+    with pytest.raises(InputError, match="No space left"):
+        extract(bundle, dest, max_total_size=10**6)
+    assert not (tmp_path / "new").exists()
+
+
+def test_extract_refuses_a_file_that_is_not_a_zip(tmp_path: Path):
+    (tmp_path / "x.zip").write_bytes(b"not a zip at all")
+    with pytest.raises(ArchiveError, match="not a readable zip"):
+        extract(tmp_path / "x.zip", tmp_path / "dest", max_total_size=10**6)
+    assert not (tmp_path / "dest").exists()
