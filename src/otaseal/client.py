@@ -137,8 +137,14 @@ def _download(fetcher: Fetcher, key: str, release: Release, dest: Path) -> None:
     digest, seen = hashlib.sha256(), 0
     with dest.open("wb") as out:
         for chunk in fetcher.stream(key, max_bytes=release.length):
-            digest.update(chunk)
             seen += len(chunk)
+            if seen > release.length:  # whatever the transport does, stop at the signed length
+                raise LengthError(
+                    f"the bundle of {release.short} is longer than {release.length} bytes",
+                    expected=f"{release.length} bytes (the signed length)",
+                    fix="the stored bundle was altered; nothing was installed",
+                )
+            digest.update(chunk)
             out.write(chunk)
     if seen != release.length:
         raise LengthError(
@@ -217,9 +223,10 @@ def check_for_update(
     state = DeviceState.load(state_dir, initial_root)
     trusted = trust.verify_trusted_root(state.root, app=app)
     root, root_bytes = update_root(fetcher, trusted, state.root, now)
+    for role in trust.rotated_roles(trusted, root):
+        # Fast-forward recovery: a channel whose keys changed starts a new version history.
+        state.versions.pop(role.removeprefix("channel:"), None)
     stored = state.versions.get(channel)
-    if trust.rotated_roles(trusted, root) & {f"channel:{channel}"}:
-        stored = None  # fast-forward recovery: the new keys start a new version history
     data = fetch_metadata(fetcher, pointer_key(app, channel), f"{channel} manifest")
     manifest = trust.verify_channel_manifest(
         root, data, channel=channel, now=now, trusted_version=stored

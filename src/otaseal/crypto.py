@@ -69,6 +69,14 @@ class PublicKey:
         """PEM SubjectPublicKeyInfo."""
         return serialization.load_der_public_key(self.der).public_bytes(_PEM, _SPKI)
 
+    def is_canonical(self) -> bool:
+        """One key, one encoding: otherwise a key could be listed (and counted) twice."""
+        try:
+            again = load_public_key(self.der)
+        except KeyMaterialError:
+            return False
+        return again == self
+
 
 class SigningKey:
     """A private signing key held in this process (ECDSA P-256 with RFC 6979, or Ed25519)."""

@@ -201,6 +201,11 @@ class Root:
             except binascii.Error:
                 raise _Reader._bad("root key", "base64 DER") from None  # noqa: SLF001
             key = PublicKey(e.get("algorithm", str), der)
+            if not key.is_canonical():
+                raise _Reader._bad(  # noqa: SLF001
+                    f"key {keyid[:12]}",
+                    "a supported key in canonical DER SPKI (uncompressed point)",
+                )
             if key.keyid != keyid:
                 raise _Reader._bad(f"key id {keyid[:12]}", "SHA-256 of the key's DER SPKI")  # noqa: SLF001
             keys[keyid] = key
