@@ -225,7 +225,8 @@ def check_for_update(
     root, root_bytes = update_root(fetcher, trusted, state.root, now)
     for role in trust.rotated_roles(trusted, root):
         # Fast-forward recovery: a channel whose keys changed starts a new version history.
-        state.versions.pop(role.removeprefix("channel:"), None)
+        if role.startswith("channel:"):
+            state.versions.pop(role.removeprefix("channel:"), None)
     stored = state.versions.get(channel)
     data = fetch_metadata(fetcher, pointer_key(app, channel), f"{channel} manifest")
     manifest = trust.verify_channel_manifest(
