@@ -108,7 +108,11 @@ def is_permission_denied(error: BaseException, *, from_fork: bool = False) -> bo
 
 
 class GitHub:
-    """A small GitHub REST client for the calls otaseal makes."""
+    """A small GitHub REST client for the calls otaseal makes.
+
+    ``sleep`` and ``clock`` are injectable so tests never wait; ``max_wait`` caps any single
+    wait (a rate limit that resets later fails with the reset time instead of stalling a job).
+    """
 
     __slots__ = (
         "_api_url",
@@ -364,7 +368,9 @@ class GitHub:
                     json=body,
                     headers=self._headers,
                     timeout=self._timeout,
-                    allow_redirects=False,
+                    # GETs may follow a redirect (requests drops the token on another host);
+                    # a redirected write would silently turn into a GET.
+                    allow_redirects=not mutation,
                 )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if mutation:
@@ -405,18 +411,18 @@ class GitHub:
 
     def _retry_delay(self, response: requests.Response, attempt: int) -> float | None:
         """Seconds to wait before trying again, or None when retrying cannot help."""
-        status = response.status_code
-        if status >= HTTPStatus.INTERNAL_SERVER_ERROR:
-            return _backoff(attempt)
-        if not _is_rate_limited(response):
-            return None
         headers = response.headers
         retry_after = _int_header(headers, "retry-after")
+        if response.status_code >= HTTPStatus.INTERNAL_SERVER_ERROR:
+            wait = _backoff(attempt) if retry_after is None else float(max(retry_after, 1))
+            return min(wait, self._max_wait)
+        if not _is_rate_limited(response):
+            return None
+        reset = _int_header(headers, "x-ratelimit-reset")
         if retry_after is not None:
             wait = float(max(retry_after, 1))
-        elif headers.get("x-ratelimit-remaining") == "0":
-            reset = _int_header(headers, "x-ratelimit-reset")
-            wait = max(0.0, reset - self._clock()) + 1.0 if reset is not None else _SECONDARY_WAIT
+        elif headers.get("x-ratelimit-remaining") == "0" and reset is not None:
+            wait = max(0.0, reset - self._clock()) + 1.0  # a second of slack for clock skew
         else:  # secondary limit without a hint: at least a minute, then exponentially longer
             wait = min(_SECONDARY_WAIT * 2 ** (attempt - 1), self._max_wait)
         return wait if wait <= self._max_wait else None
@@ -605,7 +611,7 @@ def _status_fix(operation: str, status: int) -> str:
             "check that the ref exists in the repository and that the environment's deployment "
             "branch rules allow it"
         )
-    return "see GitHub's message above; re-run the job if it was a transient problem"
+    return "re-run the job if it was a transient problem; otherwise check `GITHUB_API_URL`"
 
 
 def _nested(data: Mapping[str, Any], *keys: str) -> object:

@@ -148,10 +148,7 @@ def _facts(report: ReleaseReport) -> str:
             change += "size change unknown"
         else:
             change += size_change(report.size, report.size_delta)
-        counts = _file_counts(report)
-        if counts:
-            change += f"; {counts}"
-        lines.append(change)
+        lines.append(f"{change}; {_file_counts(report)}")
     if report.signer_keyids:
         keyids = ", ".join(_short_digest(k) for k in report.signer_keyids)
         lines.append(f"- **Signed by:** {keyids}")
