@@ -280,6 +280,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         m = row.manifest
         channels[row.channel] = {
             "error": row.error,
+            "pending_version": row.pending_version,
             "manifest_version": m.version if m else None,
             "expires": m.expires.isoformat().replace("+00:00", "Z") if m else None,
             "builtin": m.builtin if m else False,
@@ -300,6 +301,11 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
                 else "-"
             )
             lines.append(f"  {row.channel:<12} v{m.version}  {serving}  expires {m.expires:%F}")
+        if row.pending_version is not None:
+            lines.append(
+                f"  {'':<12} v{row.pending_version} was written but not yet pointed to (an "
+                "interrupted publish); the next command on the channel completes it"
+            )
     out.result({"app": project.app, "store": project.store.describe(), "channels": channels}, lines)
     return 0 if all(r.error is None for r in rows) else 3
 

@@ -244,6 +244,7 @@ class GitHub:
         *,
         description: str,
         payload: Mapping[str, object],
+        production: bool | None = None,
     ) -> int:
         """Create a deployment of ``ref`` to ``environment`` and return its id."""
         operation = "repos/create-deployment"
@@ -266,7 +267,9 @@ class GitHub:
                 "auto_merge": False,
                 "required_contexts": [],
                 "transient_environment": False,
-                "production_environment": environment == "production",
+                "production_environment": (
+                    environment == "production" if production is None else production
+                ),
             },
             ok=(201, 202),
         )

@@ -31,7 +31,8 @@ def check_name(value: str, what: str) -> str:
     if not NAME_RE.fullmatch(value):
         raise InputError(
             f"{what} {value!r} is not allowed",
-            expected=f"a {what} matching [a-z0-9][a-z0-9._-]{{0,62}}, e.g. com.example.app or beta",
+            expected="1–63 characters matching [a-z0-9][a-z0-9._-]{0,62}, e.g. com.example.app "
+            "or beta",
             fix=f"use lowercase letters, digits, '.', '_' and '-' in the {what}",
         )
     return value

@@ -135,19 +135,40 @@ class Project:
         return signer
 
     def recipients(self) -> list[RecipientKey]:
-        """The app's public decryption keys."""
+        """The app's public decryption keys (never a signing key listed in root.json)."""
         from otaseal.secrets import resolve_recipient  # noqa: PLC0415
 
         kwargs = {} if self.env is None else {"env": self.env}
-        return [resolve_recipient(r, mask=self.mask, **kwargs) for r in self.config.recipients]
+        keys = [resolve_recipient(r, mask=self.mask, **kwargs) for r in self.config.recipients]
+        for ref, key in zip(self.config.recipients, keys, strict=True):
+            self._refuse_signing_key(ref, key, "recipients")
+        return keys
+
+    def _refuse_signing_key(self, ref: str, key: RecipientKey, field_name: str) -> None:
+        from otaseal.secrets import describe_ref  # noqa: PLC0415
+
+        root, _ = self.root()
+        if key.keyid in root.keys:
+            roles = [n for n, r in root.roles.items() if key.keyid in r.keyids]
+            raise KeyMaterialError(
+                f"`{field_name}` names {describe_ref(ref)}, the public key of the "
+                f"{', '.join(roles) or 'root.json'} signing key",
+                expected="the app's decryption public key (keys/app-decryption.pub.pem)",
+                fix=f"point `{field_name}` at the .pub.pem made by `otaseal keygen --kind "
+                "encryption`; devices could not decrypt bundles sealed to a signing key",
+            )
 
     def report_recipient(self) -> RecipientKey | None:
         """The CI report key's public half, if the project has one."""
         from otaseal.secrets import resolve_recipient  # noqa: PLC0415
 
         ref = self.config.report_recipient
+        if not ref:
+            return None
         kwargs = {} if self.env is None else {"env": self.env}
-        return resolve_recipient(ref, mask=self.mask, **kwargs) if ref else None
+        key = resolve_recipient(ref, mask=self.mask, **kwargs)
+        self._refuse_signing_key(ref, key, "report_recipient")
+        return key
 
     def expiry(self, now: datetime) -> datetime:
         """When a manifest signed now expires."""
@@ -163,6 +184,7 @@ class Head:
     envelope: bytes | None
     pointer_version: int | None
     pointer_etag: str | None
+    served: ChannelManifest | None = None
 
     @property
     def version(self) -> int:
@@ -179,6 +201,7 @@ def read_head(project: Project, channel: str) -> Head:
     except NotFoundError:
         data, etag = None, None
     manifest = trust.verify_channel_signature(root, data, channel=channel) if data else None
+    served = manifest
     pointer_version = manifest.version if manifest else None
     envelope = data
     version = pointer_version or 0
@@ -189,7 +212,7 @@ def read_head(project: Project, channel: str) -> Head:
             break
         manifest = trust.verify_channel_signature(root, nxt, channel=channel)
         envelope, version = nxt, version + 1
-    return Head(manifest, envelope, pointer_version, etag)
+    return Head(manifest, envelope, pointer_version, etag, served)
 
 
 def _advance_pointer(
@@ -222,6 +245,7 @@ class Change:
     manifest: ChannelManifest
     noop: bool
     previous: Release | None = None
+    healed: bool = False
 
 
 def change_channel(
@@ -238,9 +262,10 @@ def change_channel(
         if manifest is None:
             if head.manifest is None or head.envelope is None:
                 raise StoreError(f"nothing to do on the empty channel {channel}")
-            if head.pointer_version != head.version:
+            healed = head.pointer_version != head.version
+            if healed:
                 _advance_pointer(project, channel, head.envelope, head.version, head.pointer_etag)
-            return Change(channel, head.manifest, noop=True, previous=previous)
+            return Change(channel, head.manifest, noop=True, previous=previous, healed=healed)
         envelope = dsse.sign(dsse.PAYLOAD_TYPE_CHANNEL, manifest.to_payload(), [signer]).to_json()
         if not project.store.create(manifest_key(project.app, channel, manifest.version), envelope):
             continue
@@ -406,7 +431,12 @@ def publish(
         change = change_channel(project, channel, build, signer)
     current = change.manifest.current
     assert current is not None  # noqa: S101 - a publish always leaves a current release
-    if change.noop:
+    if change.healed:
+        notice(
+            f"completed an interrupted publish: {channel} now serves {current.short} "
+            f"(manifest v{change.manifest.version})"
+        )
+    elif change.noop:
         notice(f"{channel} already serves this build as {current.short}; nothing published")
     return PublishResult(change, current, packed.warnings, project.store.describe())
 
@@ -648,16 +678,22 @@ class ChannelStatus:
     channel: str
     manifest: ChannelManifest | None
     error: str | None = None
+    pending_version: int | None = None
 
 
 def status(project: Project) -> list[ChannelStatus]:
-    """Every configured channel's current state; a broken channel is reported, not fatal."""
+    """What devices get from each channel (the pointer); a newer unpointed version is pending."""
     out = []
     for channel in project.config.channels:
         try:
-            out.append(ChannelStatus(channel, _channel_manifest(project, channel)))
+            head = read_head(project, channel)
         except MetadataError as exc:
             out.append(ChannelStatus(channel, None, exc.diagnostics()))
+            continue
+        pending = (
+            head.version if head.served is None or head.version != head.served.version else None
+        )
+        out.append(ChannelStatus(channel, head.served, pending_version=pending))
     return out
 
 

@@ -11,8 +11,6 @@ import json
 from dataclasses import replace
 from datetime import timedelta
 
-import pytest
-
 from otaseal import crypto, dsse, operations, trust
 from otaseal.errors import (
     ExpiredMetadataError,

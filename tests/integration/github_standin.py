@@ -49,7 +49,7 @@ TOKEN = "ghs_standinTOKEN0123456789abcdefABCDEF"
 
 
 def contract_path() -> Path | None:
-    """Where the contract file is: ``$OTASEAL_GITHUB_CONTRACT``, else ``../shared/contracts``."""
+    """The contract: ``$OTASEAL_GITHUB_CONTRACT``, else the copy in tests/contracts."""
     repo = Path(__file__).resolve().parents[2]
     candidates = [
         os.environ.get("OTASEAL_GITHUB_CONTRACT", ""),

@@ -347,13 +347,6 @@ def test_read_only_store_folder(seeded: Path, project_dir: Path) -> None:
                 path.chmod(0o700)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Project.recipients() (src/otaseal/operations.py) accepts any P-256 public key, so a "
-    "channel's signing public key configured as the app recipient seals every bundle to a key no "
-    "device holds: the release publishes and every device fails with DecryptionError. Root.json "
-    "lists the signing key ids, so publish could refuse a recipient whose key id is one of them",
-)
 def test_signing_public_key_as_recipient_is_refused(seeded: Path, project_dir: Path) -> None:
     _edit_config(project_dir, RECIPIENT, "  - file:keys/beta.pub.pem")
     _run_bad(

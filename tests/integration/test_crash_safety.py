@@ -168,13 +168,6 @@ def test_publish_killed_mid_write_leaves_the_last_complete_release(  # noqa: PLR
         assert device.running() == "1.1.0", result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="operations.status() reports the channel through read_head(), which walks versioned "
-    "manifests past the pointer: after a publish dies between the versioned manifest and the "
-    "pointer CAS, status says beta serves 1.1.0 while every device still gets 1.0.0 until some "
-    "later operation advances the pointer",
-)
 def test_status_after_a_crash_before_the_pointer_shows_what_devices_get(
     tmp_path: Path, project_dir: Path
 ) -> None:

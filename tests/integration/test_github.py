@@ -35,9 +35,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 CONTRACT = contract_path()
-pytestmark = pytest.mark.skipif(
-    CONTRACT is None, reason="github-rest-subset.json not found (set OTASEAL_GITHUB_CONTRACT)"
-)
+assert CONTRACT is not None, "the vendored REST contract is missing from tests/contracts/"
 REPO = "octo-org/shop-app"
 SHA = "3f786850e387550fdab836ed7e6dc881de23001b"
 RUN_URL = "https://github.com/octo-org/shop-app/actions/runs/42"

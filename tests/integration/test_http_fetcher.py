@@ -41,7 +41,7 @@ class Handler(http.server.SimpleHTTPRequestHandler):
             return
         path = self.translate_path(self.path)
         try:
-            with open(path, "rb") as f:  # noqa: PTH123
+            with open(path, "rb") as f:
                 data = f.read()
         except OSError:
             self.send_error(404)

@@ -303,7 +303,12 @@ def record_deployment(github: GitHubSteps, outcome: Outcome, log_url: str | None
     deployment_id = github.attempt(
         "create the deployment",
         lambda gh: gh.create_deployment(
-            repository, ref, environment, description=description, payload=payload
+            repository,
+            ref,
+            environment,
+            description=description,
+            payload=payload,
+            production=outcome.channel == "production",
         ),
     )
     if deployment_id is None:
