@@ -58,7 +58,14 @@ def _project(args: argparse.Namespace) -> Project:
 
     config = load_config(find_config(args.config))
     store = args.store or config.store
-    return Project(config, open_store(store, s3_endpoint=args.s3_endpoint or config.s3_endpoint))
+    return Project(
+        config,
+        open_store(
+            store,
+            s3_endpoint=args.s3_endpoint or config.s3_endpoint,
+            s3_lock_mode=args.s3_lock_mode or config.s3_lock_mode,
+        ),
+    )
 
 
 def _percent(text: str) -> float:
@@ -327,7 +334,7 @@ def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
 
         fetcher = HttpFetcher(args.base_url)
     else:
-        fetcher = open_store(args.store, s3_endpoint=args.s3_endpoint)
+        fetcher = open_store(args.store, s3_endpoint=args.s3_endpoint, s3_lock_mode=False)
     try:
         now = parse_time(args.now) if args.now else now_utc()
     except ValueError:
@@ -385,6 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--config", help="otaseal.yml (default: ./otaseal.yml)")
     common.add_argument("--store", help="folder or s3://bucket/prefix (overrides the config)")
     common.add_argument("--s3-endpoint", help="endpoint URL of an S3-compatible service")
+    common.add_argument(
+        "--s3-lock-mode",
+        action="store_true",
+        help="opt-in lock object for S3-compatible services without conditional writes",
+    )
 
     parser = _Parser(prog="otaseal", description="Sealed live updates for Capacitor / Ionic.")
     parser.add_argument("--version", action="version", version=f"otaseal {__version__}")

@@ -25,6 +25,7 @@ _FIELDS = {
     "recipients",
     "manifest_expiry_days",
     "s3_endpoint",
+    "s3_lock_mode",
     "report_recipient",
 }
 
@@ -42,6 +43,7 @@ class Config:
     recipients: tuple[str, ...]
     manifest_expiry_days: int = 30
     s3_endpoint: str | None = None
+    s3_lock_mode: bool = False
     report_recipient: str | None = None
 
     def key_ref(self, role: str) -> str:
@@ -172,6 +174,9 @@ def load_config(path: Path) -> Config:
         store = str(base / Path(store).expanduser())
     endpoint = _optional(path, doc, "s3_endpoint", "http://127.0.0.1:9000")
     report = _optional(path, doc, "report_recipient", "file:keys/report.pub.pem")
+    lock_mode = doc.get("s3_lock_mode", False)
+    if not isinstance(lock_mode, bool):
+        raise _bad(path, "`s3_lock_mode` is not true or false", "s3_lock_mode: true")
     return Config(
         path=path,
         app=app,
@@ -182,5 +187,6 @@ def load_config(path: Path) -> Config:
         recipients=tuple(_absolute_ref(r, base) for r in recipients),
         manifest_expiry_days=days,
         s3_endpoint=endpoint,
+        s3_lock_mode=lock_mode,
         report_recipient=_absolute_ref(report, base) if report else None,
     )

@@ -69,12 +69,12 @@ def percent_to_bp(percent: float) -> int:
     return round(percent * 100)
 
 
-def open_store(url: str, *, s3_endpoint: str | None = None) -> Storage:
-    """A folder path or ``s3://bucket/prefix``."""
+def open_store(url: str, *, s3_endpoint: str | None = None, s3_lock_mode: bool = False) -> Storage:
+    """A folder path or ``s3://bucket/prefix``; lock mode for S3 without conditional writes."""
     if url.startswith("s3://"):
         from otaseal.store.s3 import S3Store  # noqa: PLC0415 - boto3 only when needed
 
-        return S3Store(url, endpoint_url=s3_endpoint)
+        return S3Store(url, endpoint_url=s3_endpoint, lock_mode=s3_lock_mode)
     if "://" in url:
         raise InputError(
             f"unsupported store {url!r}",

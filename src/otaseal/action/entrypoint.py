@@ -157,7 +157,9 @@ def open_project(inputs: Inputs, env: Mapping[str, str], runner: Runner) -> Proj
     if channel is not None and inputs.signing_key is not None:
         config = replace(config, keys={**config.keys, channel: inputs.signing_key})
     store = open_store(
-        inputs.store or config.store, s3_endpoint=inputs.s3_endpoint or config.s3_endpoint
+        inputs.store or config.store,
+        s3_endpoint=inputs.s3_endpoint or config.s3_endpoint,
+        s3_lock_mode=config.s3_lock_mode,
     )
     return Project(config, store, mask=runner.add_mask, env=env)
 
