@@ -228,7 +228,14 @@ def check_for_update(
         if role.startswith("channel:"):
             state.versions.pop(role.removeprefix("channel:"), None)
     stored = state.versions.get(channel)
-    data = fetch_metadata(fetcher, pointer_key(app, channel), f"{channel} manifest")
+    try:
+        data = fetch_metadata(fetcher, pointer_key(app, channel), f"{channel} manifest")
+    except NotFoundError:
+        raise NotFoundError(
+            f"the store has no {channel} manifest for {app}",
+            expected=f"{pointer_key(app, channel)} in the store",
+            fix="publish to the channel first, or check --store/--base-url, --app and --channel",
+        ) from None
     manifest = trust.verify_channel_manifest(
         root, data, channel=channel, now=now, trusted_version=stored
     )
