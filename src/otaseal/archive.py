@@ -59,6 +59,7 @@ _DICT_SIZE = 32 << 10  # each piece is primed with the 32 KiB before it, as pigz
 
 _SPOOL_MEMORY = 8 << 20  # compressed pieces of one entry kept in memory before spilling to disk
 _READ_SIZE = 1 << 20
+_BATCH_FILES = 64  # small files per thread hand-off
 _EXTRACT_READ_SIZE = 256 << 10
 _SNIFF_SIZE = 4096
 _SHOWN = 10  # paths listed in one message
@@ -385,15 +386,16 @@ def pack(
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(ThreadPoolExecutor(threads)) if threads > 1 else None
         with contextlib.closing(
-            _ordered(pool, _digest_file, (root / p for p in paths), 4 * threads)
+            _ordered(pool, _digest_batch, _batched([root / p for p in paths]), 4 * threads)
         ) as results:
-            digests = list(results)
+            digests = [digest for batch in results for digest in batch]
         _check_contents(root, paths, digests, allow)
         index = Index(
             tuple(FileEntry(p, d.size, d.sha256) for p, d in zip(paths, digests, strict=True))
         )
         sink = _Sink(out)
-        _write_zip(sink, root, index, digests, pool=pool, window=2 * threads)
+        _write_zip(sink, root, index, digests, pool=pool, window=4 * threads)
+        sink.flush()
     return PackResult(index, _warnings(paths, allow), sink.length, sink.sha256.hexdigest())
 
 
@@ -570,16 +572,42 @@ def _digest_file(path: Path) -> _Digest:
     return _Digest(size, sha.hexdigest(), crc, has_private_key)
 
 
-def _pieces(root: Path, files: Sequence[FileEntry]) -> Iterator[_Piece]:
+def _batched(paths: Sequence[Path]) -> Iterator[Sequence[Path]]:
+    """Small groups of files, so a thread hand-off is paid per group rather than per file."""
+    for start in range(0, len(paths), _BATCH_FILES):
+        yield paths[start : start + _BATCH_FILES]
+
+
+def _digest_batch(paths: Sequence[Path]) -> list[_Digest]:
+    return [_digest_file(path) for path in paths]
+
+
+def _pieces(root: Path, files: Sequence[FileEntry]) -> Iterator[tuple[_Piece, ...]]:
+    """Work units in file order: runs of whole small files up to ~1 MiB, or one large-file piece."""
+    batch: list[_Piece] = []
+    batch_bytes = 0
     for number, entry in enumerate(files):
         path = root / entry.path
         if entry.size <= CHUNK_SIZE:
-            yield _Piece(number, path, 0, entry.size, last=True, whole=True)
+            batch.append(_Piece(number, path, 0, entry.size, last=True, whole=True))
+            batch_bytes += entry.size
+            if batch_bytes >= CHUNK_SIZE or len(batch) >= _BATCH_FILES:
+                yield tuple(batch)
+                batch, batch_bytes = [], 0
             continue
+        if batch:
+            yield tuple(batch)
+            batch, batch_bytes = [], 0
         for offset in range(0, entry.size, CHUNK_SIZE):
             length = min(CHUNK_SIZE, entry.size - offset)
             last = offset + length == entry.size
-            yield _Piece(number, path, offset, length, last=last, whole=False)
+            yield (_Piece(number, path, offset, length, last=last, whole=False),)
+    if batch:
+        yield tuple(batch)
+
+
+def _compress_batch(pieces: tuple[_Piece, ...]) -> list[_Compressed]:
+    return [_compress_piece(piece) for piece in pieces]
 
 
 def _compress_piece(piece: _Piece) -> _Compressed:
@@ -631,19 +659,34 @@ def _ordered(
 
 
 class _Sink:
-    """Writes through to ``out`` while hashing and counting what was written."""
+    """Buffers small writes into ~1 MiB blocks for ``out``, hashing and counting them."""
 
-    __slots__ = ("_out", "length", "sha256")
+    __slots__ = ("_buffer", "_out", "length", "sha256")
 
     def __init__(self, out: SupportsWrite[bytes]) -> None:
         self._out = out
+        self._buffer = bytearray()
         self.sha256 = hashlib.sha256()
         self.length = 0
 
     def write(self, data: bytes) -> None:
+        self.length += len(data)
+        if len(data) >= _READ_SIZE:
+            self.flush()
+            self._emit(data)
+            return
+        self._buffer += data
+        if len(self._buffer) >= _READ_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._emit(bytes(self._buffer))
+            self._buffer.clear()
+
+    def _emit(self, data: bytes) -> None:
         self._out.write(data)
         self.sha256.update(data)
-        self.length += len(data)
 
 
 class _Spool:
@@ -754,9 +797,9 @@ def _write_zip(
     crc = size = 0
     try:
         with contextlib.closing(
-            _ordered(pool, _compress_piece, _pieces(root, index.files), window)
+            _ordered(pool, _compress_batch, _pieces(root, index.files), window)
         ) as results:
-            for done in results:
+            for done in (compressed for batch in results for compressed in batch):
                 entry, digest = index.files[done.piece.file], digests[done.piece.file]
                 if done.piece.whole:
                     _same_file(root, entry, digest, done.crc, done.size)
