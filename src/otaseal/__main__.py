@@ -1,5 +1,5 @@
 """Allow ``python -m otaseal``."""
 
-from otaseal.cli import main
+from otaseal._entry import main
 
 raise SystemExit(main())

@@ -163,3 +163,15 @@ def test_version_starts_without_heavy_imports() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith("[]"), out.stdout
+
+
+def test_version_fast_path(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otaseal import __version__, _entry
+
+    monkeypatch.setattr(sys, "argv", ["otaseal", "--version"])
+    assert _entry.main() == 0
+    assert capsys.readouterr().out.strip() == f"otaseal {__version__}"
+    monkeypatch.setattr(sys, "argv", ["otaseal", "status", "--json", "--config", "/nonexistent"])
+    assert _entry.main() == 2
