@@ -9,6 +9,7 @@ on the last complete release; the next operation on the channel moves a lagging 
 
 from __future__ import annotations
 
+import os
 import re
 import secrets as _random
 import tempfile
@@ -102,6 +103,11 @@ class Project:
         """The app id."""
         return self.config.app
 
+    @property
+    def environment(self) -> Mapping[str, str]:
+        """Where ``env:`` key references are looked up (the process environment by default)."""
+        return os.environ if self.env is None else self.env
+
     def root(self) -> tuple[Root, bytes]:
         """The project's root.json, verified against itself."""
         if self._root is None:
@@ -121,8 +127,7 @@ class Project:
 
         root, _ = self.root()
         ref = self.config.key_ref(channel)
-        kwargs = {} if self.env is None else {"env": self.env}
-        signer = resolve_signer(ref, role=channel, mask=self.mask, **kwargs)
+        signer = resolve_signer(ref, role=channel, mask=self.mask, env=self.environment)
         role = root.role(channel_role(channel))
         if signer.keyid not in role.keyids:
             raise KeyMaterialError(
@@ -138,8 +143,10 @@ class Project:
         """The app's public decryption keys (never a signing key listed in root.json)."""
         from otaseal.secrets import resolve_recipient  # noqa: PLC0415
 
-        kwargs = {} if self.env is None else {"env": self.env}
-        keys = [resolve_recipient(r, mask=self.mask, **kwargs) for r in self.config.recipients]
+        keys = [
+            resolve_recipient(r, mask=self.mask, env=self.environment)
+            for r in self.config.recipients
+        ]
         for ref, key in zip(self.config.recipients, keys, strict=True):
             self._refuse_signing_key(ref, key, "recipients")
         return keys
@@ -165,8 +172,7 @@ class Project:
         ref = self.config.report_recipient
         if not ref:
             return None
-        kwargs = {} if self.env is None else {"env": self.env}
-        key = resolve_recipient(ref, mask=self.mask, **kwargs)
+        key = resolve_recipient(ref, mask=self.mask, env=self.environment)
         self._refuse_signing_key(ref, key, "report_recipient")
         return key
 
