@@ -126,9 +126,20 @@ class FolderStore:
         return self._publish_temp(temp, key)
 
     def create_from_file(self, key: str, path: Path) -> bool:
-        """Create-only copy of a file."""
+        """Create-only: a hard link when ``path`` is on the same filesystem, else a copy."""
         if self.exists(key):
             return False
+        with path.open("rb") as src:
+            os.fsync(src.fileno())
+        try:
+            self._path(key).parent.mkdir(parents=True, exist_ok=True)
+            os.link(path, self._path(key))
+        except FileExistsError:
+            return False
+        except OSError:
+            pass  # another filesystem (or no hard links): copy
+        else:
+            return True
         temp = self._temp(key)
         with path.open("rb") as src, temp.open("wb") as dst:
             shutil.copyfileobj(src, dst, CHUNK)
