@@ -19,6 +19,7 @@ import shutil
 import stat
 import struct
 import tempfile
+import threading
 import unicodedata
 import zipfile
 import zlib
@@ -51,16 +52,22 @@ INDEX_VERSION = 1
 MAX_INDEX_SIZE = 64 << 20
 """Largest index.json extraction accepts (about 500 000 files); it is not part of the budget."""
 
-# The next three values shape the output bytes: changing one changes every bundle's digest.
+# The next values shape the output bytes: changing one changes every bundle's digest.
 COMPRESSION_LEVEL = 6
 CHUNK_SIZE = 1 << 20
 """Files above this size are deflated in pieces of this size on several threads."""
 _DICT_SIZE = 32 << 10  # each piece is primed with the 32 KiB before it, as pigz does
+_STORE_SNIFF = 1024
+_STORE_DISTINCT = 200
+"""A file whose first 1 KiB holds this many distinct byte values is stored, not deflated: it is
+already compressed (png, jpg, woff2, video), and deflate would spend time to gain nothing."""
 
 _SPOOL_MEMORY = 8 << 20  # compressed pieces of one entry kept in memory before spilling to disk
 _READ_SIZE = 1 << 20
 _BATCH_FILES = 64  # small files per thread hand-off
+_POOL_DIGEST_SIZE = 256 << 10  # smaller files are hashed on the calling thread
 _EXTRACT_READ_SIZE = 256 << 10
+_EXTRACT_BATCH = 32  # files per thread hand-off when extracting
 _SNIFF_SIZE = 4096
 _SHOWN = 10  # paths listed in one message
 
@@ -97,6 +104,7 @@ _SECRET_NAMES = (
     "*.keystore",
     ".npmrc",
 )
+_SECRET_NAME = re.compile("|".join(fnmatch.translate(pattern) for pattern in _SECRET_NAMES))
 _FOLDED_RESERVED = ".otaseal"
 
 _T = TypeVar("_T")
@@ -345,6 +353,7 @@ class _Digest:
     sha256: str
     crc: int
     has_private_key: bool
+    stored: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,6 +364,7 @@ class _Piece:
     length: int
     last: bool
     whole: bool
+    stored: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,25 +388,28 @@ def pack(
     Hygiene is checked before the first byte is written. If anything fails later (a file changed
     while packing, the bundle outgrows 4 GiB), what was written to ``out`` is unusable.
     """
-    threads = (os.cpu_count() or 1) if workers is None else workers
-    if threads < 1:
-        raise InputError(f"workers is {threads}", expected="at least 1", fix="pass workers >= 1")
+    threads = _threads(workers)
     root = _check_build_dir(build_dir)
     paths = _scan(root, allow)
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(ThreadPoolExecutor(threads)) if threads > 1 else None
-        with contextlib.closing(
-            _ordered(pool, _digest_batch, _batched([root / p for p in paths]), 4 * threads)
-        ) as results:
-            digests = [digest for batch in results for digest in batch]
+        files = [root / p for p in paths]
+        digests = _digest_all(pool, files)
         _check_contents(root, paths, digests, allow)
         index = Index(
             tuple(FileEntry(p, d.size, d.sha256) for p, d in zip(paths, digests, strict=True))
         )
         sink = _Sink(out)
-        _write_zip(sink, root, index, digests, pool=pool, window=4 * threads)
+        _write_zip(sink, index, files, digests, pool=pool, window=4 * threads)
         sink.flush()
     return PackResult(index, _warnings(paths, allow), sink.length, sink.sha256.hexdigest())
+
+
+def _threads(workers: int | None) -> int:
+    threads = (os.cpu_count() or 1) if workers is None else workers
+    if threads < 1:
+        raise InputError(f"workers is {threads}", expected="at least 1", fix="pass workers >= 1")
+    return threads
 
 
 def _check_build_dir(build_dir: Path) -> Path:
@@ -498,7 +511,7 @@ def _check_shape(root: Path, files: list[str]) -> None:
 
 def _is_secret_name(path: str) -> bool:
     name = path.rsplit("/", 1)[-1].lower()
-    return any(fnmatch.fnmatchcase(name, pattern) for pattern in _SECRET_NAMES)
+    return _SECRET_NAME.match(name) is not None
 
 
 def _allowed(path: str, allow: Sequence[str]) -> bool:
@@ -536,11 +549,19 @@ def _warnings(paths: Sequence[str], allow: Sequence[str]) -> tuple[str, ...]:
     )
 
 
+_OPEN = (
+    os.O_RDONLY
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_NONBLOCK", 0)  # a fifo swapped in must not block the open
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
 def _open_regular(path: Path) -> BinaryIO:
     """Open without following a symlink, and only if it is still a regular file."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(path, flags | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, _OPEN)
     except OSError as exc:
         raise InputError(
             f"cannot read {path}: {exc.strerror}",
@@ -558,39 +579,71 @@ def _open_regular(path: Path) -> BinaryIO:
 
 
 def _digest_file(path: Path) -> _Digest:
-    """Size, SHA-256 and CRC-32 in one streaming read; sniff the first 4 KiB for a private key."""
+    """Size, SHA-256 and CRC-32 in one streaming read; sniff the head for a key and for entropy."""
     sha = hashlib.sha256()
     crc = size = 0
     with _open_regular(path) as f:
-        chunk = f.read(_READ_SIZE)
+        # A small file is read in one buffer of its size + 1, not 1 MiB: the extra byte tells
+        # that it grew. A short read is the end of the file.
+        want = os.fstat(f.fileno()).st_size + 1
+        if want > CHUNK_SIZE + 1:
+            want = _READ_SIZE
+        chunk = f.read(want)
         has_private_key = _PRIVATE_KEY.search(chunk, 0, _SNIFF_SIZE) is not None
-        while chunk:
+        stored = _looks_compressed(chunk)
+        while True:
             sha.update(chunk)
             crc = zlib.crc32(chunk, crc)
             size += len(chunk)
-            chunk = f.read(_READ_SIZE)
-    return _Digest(size, sha.hexdigest(), crc, has_private_key)
+            if len(chunk) < want:
+                break
+            want = _READ_SIZE
+            chunk = f.read(want)
+    return _Digest(size, sha.hexdigest(), crc, has_private_key, stored)
 
 
-def _batched(paths: Sequence[Path]) -> Iterator[Sequence[Path]]:
-    """Small groups of files, so a thread hand-off is paid per group rather than per file."""
-    for start in range(0, len(paths), _BATCH_FILES):
-        yield paths[start : start + _BATCH_FILES]
+def _looks_compressed(head: bytes) -> bool:
+    """Many distinct byte values at the start: media or fonts that deflate cannot shrink."""
+    sniff = head[:_STORE_SNIFF]
+    # Text (the bulk of a web build) has at most 128 distinct ASCII values: skip building a set.
+    return (
+        len(sniff) >= _STORE_DISTINCT and not sniff.isascii() and len(set(sniff)) >= _STORE_DISTINCT
+    )
 
 
-def _digest_batch(paths: Sequence[Path]) -> list[_Digest]:
-    return [_digest_file(path) for path in paths]
+def _digest_all(pool: ThreadPoolExecutor | None, files: Sequence[Path]) -> list[_Digest]:
+    """Pass 1, in file order: files of 256 KiB or more on the pool, the rest on this thread.
+
+    Hashing a large file runs without the GIL, so it spreads over cores; for a small file the
+    per-file Python work dominates, and threads would only contend for the GIL.
+    """
+    if pool is None:
+        return [_digest_file(path) for path in files]
+    large = {n: pool.submit(_digest_file, path) for n, path in enumerate(files) if _is_large(path)}
+    try:
+        small = {n: _digest_file(path) for n, path in enumerate(files) if n not in large}
+        return [small[n] if n in small else large[n].result() for n in range(len(files))]
+    finally:
+        for future in large.values():
+            future.cancel()
 
 
-def _pieces(root: Path, files: Sequence[FileEntry]) -> Iterator[tuple[_Piece, ...]]:
+def _is_large(path: Path) -> bool:
+    try:
+        return os.lstat(path).st_size >= _POOL_DIGEST_SIZE
+    except OSError:
+        return False  # _digest_file will say why it cannot read the file
+
+
+def _pieces(files: Sequence[Path], digests: Sequence[_Digest]) -> Iterator[tuple[_Piece, ...]]:
     """Work units in file order: runs of whole small files up to ~1 MiB, or one large-file piece."""
     batch: list[_Piece] = []
     batch_bytes = 0
-    for number, entry in enumerate(files):
-        path = root / entry.path
-        if entry.size <= CHUNK_SIZE:
-            batch.append(_Piece(number, path, 0, entry.size, last=True, whole=True))
-            batch_bytes += entry.size
+    for number, (path, digest) in enumerate(zip(files, digests, strict=True)):
+        size, stored = digest.size, digest.stored
+        if size <= CHUNK_SIZE:
+            batch.append(_Piece(number, path, 0, size, last=True, whole=True, stored=stored))
+            batch_bytes += size
             if batch_bytes >= CHUNK_SIZE or len(batch) >= _BATCH_FILES:
                 yield tuple(batch)
                 batch, batch_bytes = [], 0
@@ -598,10 +651,10 @@ def _pieces(root: Path, files: Sequence[FileEntry]) -> Iterator[tuple[_Piece, ..
         if batch:
             yield tuple(batch)
             batch, batch_bytes = [], 0
-        for offset in range(0, entry.size, CHUNK_SIZE):
-            length = min(CHUNK_SIZE, entry.size - offset)
-            last = offset + length == entry.size
-            yield (_Piece(number, path, offset, length, last=last, whole=False),)
+        for offset in range(0, size, CHUNK_SIZE):
+            length = min(CHUNK_SIZE, size - offset)
+            last = offset + length == size
+            yield (_Piece(number, path, offset, length, last=last, whole=False, stored=stored),)
     if batch:
         yield tuple(batch)
 
@@ -611,15 +664,19 @@ def _compress_batch(pieces: tuple[_Piece, ...]) -> list[_Compressed]:
 
 
 def _compress_piece(piece: _Piece) -> _Compressed:
-    """Deflate one piece; pieces after the first are primed with the 32 KiB before them."""
-    start = max(0, piece.offset - _DICT_SIZE)
+    """Deflate or store one piece; deflated pieces are primed with the 32 KiB before them."""
+    start = piece.offset if piece.stored else max(0, piece.offset - _DICT_SIZE)
     head = piece.offset - start
     with _open_regular(piece.path) as f:
         f.seek(start)
         # One byte more than expected at the end of a file, to notice that it grew.
-        buffer = memoryview(f.read(head + piece.length + (1 if piece.last else 0)))
+        raw = f.read(head + piece.length + (1 if piece.last else 0))
+    buffer = memoryview(raw)
     data = buffer[head:]
-    parts = _deflate(data, zdict=buffer[:head] if head else None, last=piece.last)
+    if piece.stored:
+        parts = (raw, b"")
+    else:
+        parts = _deflate(data, zdict=buffer[:head] if head else None, last=piece.last)
     if piece.whole:
         return _Compressed(piece, parts, zlib.crc32(data), memoryview(b""), len(data))
     return _Compressed(piece, parts, 0, data, len(data))
@@ -734,12 +791,13 @@ class _ZipWriter:
         self._sink = sink
         self._central: list[bytes] = []
 
-    def entry(self, name: str, *, crc: int, size: int, compressed: int) -> None:
+    def entry(self, name: str, *, stored: bool, crc: int, size: int, compressed: int) -> None:
         """Write the local header; the caller writes exactly ``compressed`` bytes next."""
         encoded = name.encode()
         offset = self._sink.length
         self._fits(_LOCAL.size + len(encoded) + compressed)
-        fields = (_FLAG_UTF8, zipfile.ZIP_DEFLATED, _DOS_TIME, _DOS_DATE, crc, compressed, size)
+        method = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+        fields = (_FLAG_UTF8, method, _DOS_TIME, _DOS_DATE, crc, compressed, size)
         self._sink.write(
             _LOCAL.pack(0x04034B50, _VERSION_NEEDED, *fields, len(encoded), 0) + encoded
         )
@@ -780,8 +838,8 @@ class _ZipWriter:
 
 def _write_zip(
     sink: _Sink,
-    root: Path,
     index: Index,
+    files: Sequence[Path],
     digests: Sequence[_Digest],
     *,
     pool: ThreadPoolExecutor | None,
@@ -790,21 +848,27 @@ def _write_zip(
     writer = _ZipWriter(sink)
     data = index.to_json()
     parts = _deflate(memoryview(data), zdict=None, last=True)
-    writer.entry(INDEX_PATH, crc=zlib.crc32(data), size=len(data), compressed=_length(parts))
+    writer.entry(
+        INDEX_PATH, stored=False, crc=zlib.crc32(data), size=len(data), compressed=_length(parts)
+    )
     for part in parts:
         sink.write(part)
     spool = _Spool()
     crc = size = 0
     try:
         with contextlib.closing(
-            _ordered(pool, _compress_batch, _pieces(root, index.files), window)
+            _ordered(pool, _compress_batch, _pieces(files, digests), window)
         ) as results:
             for done in (compressed for batch in results for compressed in batch):
                 entry, digest = index.files[done.piece.file], digests[done.piece.file]
                 if done.piece.whole:
-                    _same_file(root, entry, digest, done.crc, done.size)
+                    _same_file(done.piece.path, digest, done.crc, done.size)
                     writer.entry(
-                        entry.path, crc=done.crc, size=done.size, compressed=_length(done.parts)
+                        entry.path,
+                        stored=digest.stored,
+                        crc=done.crc,
+                        size=done.size,
+                        compressed=_length(done.parts),
                     )
                     for part in done.parts:
                         sink.write(part)
@@ -814,8 +878,10 @@ def _write_zip(
                 for part in done.parts:
                     spool.add(part)
                 if done.piece.last:
-                    _same_file(root, entry, digest, crc, size)
-                    writer.entry(entry.path, crc=crc, size=size, compressed=spool.size)
+                    _same_file(done.piece.path, digest, crc, size)
+                    writer.entry(
+                        entry.path, stored=digest.stored, crc=crc, size=size, compressed=spool.size
+                    )
                     spool.drain(sink)
                     spool.close()
                     spool, crc, size = _Spool(), 0, 0
@@ -828,10 +894,10 @@ def _length(parts: tuple[bytes, bytes]) -> int:
     return len(parts[0]) + len(parts[1])
 
 
-def _same_file(root: Path, entry: FileEntry, digest: _Digest, crc: int, size: int) -> None:
+def _same_file(path: Path, digest: _Digest, crc: int, size: int) -> None:
     if (crc, size) != (digest.crc, digest.size):
         raise InputError(
-            f"{root / entry.path} changed while otaseal was packing it",
+            f"{path} changed while otaseal was packing it",
             expected="a build directory that nothing modifies while otaseal packs it",
             fix="wait for the build to finish before packing",
         )
@@ -849,12 +915,16 @@ _ZIP_ERRORS = (
 )
 
 
-def extract(zip_path: Path, dest: Path, *, max_total_size: int) -> Index:
+def extract(
+    zip_path: Path, dest: Path, *, max_total_size: int, workers: int | None = None
+) -> Index:
     """Check ``zip_path`` against its index and unpack it into the empty ``dest``.
 
     Nothing is written unless every entry passes the name and type rules and the index fits
     ``max_total_size``; if a file then fails its size or hash, everything written is removed.
+    Files are written by ``workers`` threads (default: one per CPU).
     """
+    threads = _threads(workers)
     _check_dest(dest)
     with _reading(), _open_zip(zip_path) as zf:
         infos = zf.infolist()
@@ -869,9 +939,9 @@ def extract(zip_path: Path, dest: Path, *, max_total_size: int) -> Index:
             )
         created = _make_dest(dest)
         try:
-            made: set[str] = set()
-            for entry in index.files:
-                _extract_file(zf, by_name[entry.path], entry, dest, made)
+            _make_folders(dest, index.files)
+            jobs = [(entry, by_name[entry.path]) for entry in index.files]
+            _write_files(zf, zip_path, dest, jobs, threads)
         except BaseException:
             _undo(dest, created)
             raise
@@ -890,9 +960,9 @@ def _reading() -> Iterator[None]:
         ) from None
 
 
-def _open_zip(zip_path: Path) -> zipfile.ZipFile:
+def _open_zip(zip_path: Path, kind: type[zipfile.ZipFile] = zipfile.ZipFile) -> zipfile.ZipFile:
     try:
-        return zipfile.ZipFile(zip_path)
+        return kind(zip_path)
     except OSError as exc:
         raise InputError(
             f"cannot read {zip_path}: {exc.strerror}",
@@ -1017,23 +1087,124 @@ def _undo(dest: Path, created: Path | None) -> None:
             child.unlink()
 
 
-def _extract_file(
-    zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: FileEntry, dest: Path, made: set[str]
+def _make_folders(dest: Path, files: Sequence[FileEntry]) -> None:
+    """Create every folder the files need before any file is written, so writers never race."""
+    made: set[str] = set()
+    try:
+        for entry in files:
+            folder = entry.path.rpartition("/")[0]
+            if not folder or folder in made:
+                continue
+            segments = folder.split("/")
+            for depth in range(1, len(segments) + 1):
+                key = "/".join(segments[:depth])
+                if key not in made:
+                    (dest / key).mkdir()  # never exist_ok: dest started empty, so each is ours
+                    made.add(key)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create {exc.filename}: {exc.strerror}",
+            expected="a writable extraction directory",
+            fix="fix the directory's permissions",
+        ) from None
+
+
+_Job = tuple[FileEntry, zipfile.ZipInfo]
+
+
+def _write_files(
+    zf: zipfile.ZipFile, zip_path: Path, dest: Path, jobs: Sequence[_Job], threads: int
 ) -> None:
+    """Write every file, in batches on ``threads`` threads; the first failure stops them all.
+
+    Each thread reads through its own ZipFile: entries opened on one handle take turns on its
+    lock, and its count of open readers is not updated atomically.
+    """
+    batches = [jobs[at : at + _EXTRACT_BATCH] for at in range(0, len(jobs), _EXTRACT_BATCH)]
+    if threads == 1 or len(batches) <= 1:
+        _write_batch(zf, dest, jobs, threading.Event())
+        return
+    failed = threading.Event()
+    handles = _Handles(zip_path)
+
+    def work(batch: Sequence[_Job]) -> None:
+        try:
+            _write_batch(handles.get(), dest, batch, failed)
+        except BaseException:
+            failed.set()
+            raise
+
+    with contextlib.closing(handles), ThreadPoolExecutor(min(threads, len(batches))) as pool:
+        futures = [pool.submit(work, batch) for batch in batches]
+        try:
+            for future in futures:
+                future.result()  # a batch stopped by another's failure returns; the failure raises
+        except BaseException:
+            failed.set()
+            for future in futures:
+                future.cancel()
+            raise
+    # Leaving the pool waited for every running batch, so nothing writes after this returns.
+
+
+class _SecondHandle(zipfile.ZipFile):
+    """Another handle on a zip whose central directory was already read and checked.
+
+    Entries are opened by their checked ZipInfo, so reading the directory again (about 10 us per
+    entry) would only cost time; were zipfile to rename this hook, the handle would still work.
+    """
+
+    def _RealGetContents(self) -> None:  # noqa: N802 - zipfile's name for the directory read
+        pass
+
+
+class _Handles:
+    """One ZipFile per thread, opened on first use and closed together."""
+
+    __slots__ = ("_local", "_opened", "_path")
+
+    def __init__(self, zip_path: Path) -> None:
+        self._path = zip_path
+        self._local = threading.local()
+        self._opened: list[zipfile.ZipFile] = []
+
+    def get(self) -> zipfile.ZipFile:
+        zf: zipfile.ZipFile | None = getattr(self._local, "zf", None)
+        if zf is None:
+            zf = self._local.zf = _open_zip(self._path, _SecondHandle)
+            self._opened.append(zf)
+        return zf
+
+    def close(self) -> None:
+        for zf in self._opened:
+            zf.close()
+
+
+def _write_batch(
+    zf: zipfile.ZipFile, dest: Path, jobs: Sequence[_Job], failed: threading.Event
+) -> None:
+    for entry, info in jobs:
+        if failed.is_set():
+            return
+        _extract_file(zf, info, entry, dest)
+
+
+_CREATE = (
+    os.O_WRONLY
+    | os.O_CREAT
+    | os.O_EXCL
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_BINARY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+
+def _extract_file(zf: zipfile.ZipFile, info: zipfile.ZipInfo, entry: FileEntry, dest: Path) -> None:
     """Write one file, stopping one byte past its indexed size, and check its hash."""
-    segments = entry.path.split("/")
-    folder = dest
     sha = hashlib.sha256()
     written = 0
     try:
-        for depth, segment in enumerate(segments[:-1], start=1):
-            folder = folder / segment
-            key = "/".join(segments[:depth])
-            if key not in made:
-                folder.mkdir()  # never exist_ok: dest started empty, so every folder is ours
-                made.add(key)
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-        fd = os.open(folder / segments[-1], flags | getattr(os, "O_BINARY", 0), 0o644)
+        fd = os.open(os.path.join(dest, entry.path), _CREATE, 0o644)  # noqa: PTH118 - per file
         with open(fd, "wb") as out, zf.open(info) as src:  # noqa: PTH123 - a descriptor
             while chunk := src.read(min(_EXTRACT_READ_SIZE, entry.size + 1 - written)):
                 written += len(chunk)

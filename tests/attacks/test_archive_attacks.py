@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 
 GOOD = {"index.html": b"<!doctype html>", "app.js": b"console.log(1)\n" * 20}
 BUDGET = 10 * 1024 * 1024
+# Enough files that extraction spreads them over several threads in several batches; the names
+# sort before "index.html", so an attack on index.html lands in the last batch.
+CROWD = {**GOOD, **{f"assets/chunk{i:03}.js": b"export default %d;\n" % i for i in range(150)}}
 
 
 def index_of(files: dict[str, bytes]) -> bytes:
@@ -105,6 +108,7 @@ def assert_refused(
     *,
     existing_dest: bool = False,
     max_total_size: int = BUDGET,
+    workers: int | None = None,
 ) -> None:
     """Extraction fails with ArchiveError, leaves dest as it was, and writes nothing elsewhere."""
     dest = tmp_path / "staging" / "release"
@@ -112,7 +116,7 @@ def assert_refused(
         dest.mkdir(parents=True)
     before = snapshot(tmp_path)
     with pytest.raises(ArchiveError, match=match) as caught:
-        extract(zip_path, dest, max_total_size=max_total_size)
+        extract(zip_path, dest, max_total_size=max_total_size, workers=workers)
     assert snapshot(tmp_path) == before
     if existing_dest:
         assert dest.is_dir()
@@ -300,6 +304,17 @@ def test_per_file_hash_mismatch_refused(tmp_path: Path):
     assert_refused(zip_path, tmp_path, "does not match the SHA-256", existing_dest=True)
 
 
+@pytest.mark.parametrize("existing_dest", [False, True])
+def test_hash_mismatch_on_a_worker_thread_removes_what_every_thread_wrote(
+    tmp_path: Path, existing_dest: bool
+):
+    listed = {**CROWD, "index.html": b"<!doctype html>"[::-1]}
+    zip_path = bundle(tmp_path, CROWD, listed=listed)
+    assert_refused(
+        zip_path, tmp_path, "does not match the SHA-256", existing_dest=existing_dest, workers=3
+    )
+
+
 def test_file_larger_than_its_index_entry_refused(tmp_path: Path):
     listed = {**GOOD, "index.html": b"<!doctype"}
     zip_path = bundle(tmp_path, GOOD, listed=listed)
@@ -321,26 +336,30 @@ def zero_bomb(size_mib: int) -> bytes:
     return piece + repeat * (size_mib - 1) + b"\x03\x00"  # an empty final block ends the stream
 
 
-def bomb_zip(tmp_path: Path, *, listed_size: int, size_mib: int) -> Path:
+def bomb_zip(
+    tmp_path: Path, *, listed_size: int, size_mib: int, files: dict[str, bytes] = GOOD
+) -> Path:
     """``bomb.bin`` inflates to ``size_mib`` MiB; the index claims ``listed_size`` bytes."""
-    listed = {**GOOD, "bomb.bin": b"\0" * listed_size}
+    listed = {**files, "bomb.bin": b"\0" * listed_size}
     stored = zipfile.ZipInfo("bomb.bin")
     stored.compress_type = zipfile.ZIP_STORED  # written as is, then relabelled as deflate
     zip_path = write_zip(
         tmp_path / "bundle.zip",
         [
             (INDEX_PATH, index_of(listed)),
-            ("app.js", GOOD["app.js"]),
+            *sorted(files.items(), key=lambda item: item[0].encode()),
             (stored, zero_bomb(size_mib)),
-            ("index.html", GOOD["index.html"]),
         ],
     )
     patch_entry(zip_path, "bomb.bin", method=zipfile.ZIP_DEFLATED, size=size_mib << 20)
     return zip_path
 
 
-def test_zip_bomb_beyond_signed_size_stops_early(tmp_path: Path, monkeypatch):
-    zip_path = bomb_zip(tmp_path, listed_size=1024, size_mib=4000)  # 4 GB from 4 MB
+@pytest.mark.parametrize("files", [GOOD, CROWD], ids=["alone", "among-many-on-threads"])
+def test_zip_bomb_beyond_signed_size_stops_early(
+    tmp_path: Path, monkeypatch, files: dict[str, bytes]
+):
+    zip_path = bomb_zip(tmp_path, listed_size=1024, size_mib=4000, files=files)  # 4 GB from 4 MB
     assert zip_path.stat().st_size < 8 << 20
     inflated: list[int] = []
     real = zlib.decompressobj
@@ -359,7 +378,13 @@ def test_zip_bomb_beyond_signed_size_stops_early(tmp_path: Path, monkeypatch):
 
     monkeypatch.setattr(zipfile.zlib, "decompressobj", Counting)
 
-    assert_refused(zip_path, tmp_path, "unpacks to more than the 1024 bytes", existing_dest=True)
+    assert_refused(
+        zip_path,
+        tmp_path,
+        "unpacks to more than the 1024 bytes",
+        existing_dest=True,
+        workers=2,
+    )
     assert sum(inflated) < 1 << 20  # stopped after about one read, not 4 GiB
 
 
@@ -393,6 +418,13 @@ def test_local_header_name_differing_from_central_directory_refused(tmp_path: Pa
     zip_path = bundle(tmp_path, GOOD)
     patch_entry(zip_path, "index.html", local_name=b"../dx.html")
     assert_refused(zip_path, tmp_path, "not a readable zip", existing_dest=True)
+
+
+def test_local_header_name_differing_on_a_worker_thread_refused(tmp_path: Path):
+    zip_path = bundle(tmp_path, CROWD)
+    patch_entry(zip_path, "index.html", local_name=b"../dx.html")
+    assert_refused(zip_path, tmp_path, "not a readable zip", workers=2)
+    assert not (tmp_path / "dx.html").exists()
 
 
 def test_truncated_zip_refused(tmp_path: Path):

@@ -10,6 +10,8 @@ import shutil
 import socket
 import stat
 import subprocess
+import threading
+import time
 import zipfile
 from typing import TYPE_CHECKING
 
@@ -54,6 +56,11 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def media(size: int, seed: bytes = b"photo") -> bytes:
+    """Bytes that look like an already-compressed image, font or video: no structure at all."""
+    return hashlib.shake_256(seed).digest(size)
+
+
 def big_file(size: int) -> bytes:
     """Compressible but not trivial: repeated text with a counter, then some noise."""
     text = b"".join(b"line %08d of a large asset\n" % i for i in range(size // 28 + 1))
@@ -84,6 +91,8 @@ def test_worker_count_does_not_change_bytes(tmp_path: Path):
     files = dict(APP)
     files["assets/app.wasm"] = big_file(3 * archive.CHUNK_SIZE + 12345)
     files["assets/exact.bin"] = big_file(archive.CHUNK_SIZE)
+    files["assets/intro.mp4"] = media(2 * archive.CHUNK_SIZE + 777)
+    files["assets/logo.png"] = media(5000)
     build = make_build(tmp_path / "b", files)
 
     serial, _ = pack_bytes(build, workers=1)
@@ -153,6 +162,8 @@ def test_bundle_reads_back_with_stdlib_zipfile(tmp_path: Path):
 def test_unzip_test_mode_accepts_the_bundle(tmp_path: Path):
     files = dict(APP)
     files["assets/app.wasm"] = big_file(2 * archive.CHUNK_SIZE + 1)
+    files["assets/intro.mp4"] = media(archive.CHUNK_SIZE + 1)
+    files["assets/logo.png"] = media(3000)
     bundle = tmp_path / "bundle.zip"
     bundle.write_bytes(pack_bytes(make_build(tmp_path / "b", files))[0])
 
@@ -164,7 +175,10 @@ def test_unzip_test_mode_accepts_the_bundle(tmp_path: Path):
 
 def test_large_file_is_streamed_in_pieces_never_read_whole(tmp_path: Path, monkeypatch):
     content = big_file(5 * archive.CHUNK_SIZE + 777)
-    build = make_build(tmp_path / "b", {"index.html": b"<html/>", "big.bin": content})
+    movie = media(3 * archive.CHUNK_SIZE + 5)
+    build = make_build(
+        tmp_path / "b", {"index.html": b"<html/>", "big.bin": content, "movie.mp4": movie}
+    )
     reads: list[int] = []
     real_open = archive._open_regular
 
@@ -188,7 +202,59 @@ def test_large_file_is_streamed_in_pieces_never_read_whole(tmp_path: Path, monke
     assert all(0 < size <= archive.CHUNK_SIZE + 32 * 1024 + 1 for size in reads)
     with zipfile.ZipFile(io.BytesIO(data)) as zf:
         assert zf.read("big.bin") == content
+        assert zf.read("movie.mp4") == movie
     assert result.index.files[0] == FileEntry("big.bin", len(content), sha(content))
+
+
+def test_already_compressed_files_are_stored_and_text_is_deflated(tmp_path: Path):
+    files = {
+        **APP,
+        "assets/logo.png": media(5000),
+        "assets/hero.jpg": media(700_000, b"hero"),
+        "assets/hero@2x.jpg": media(900_000, b"hero@2x"),
+        "assets/font.woff2": media(2000, b"font"),
+        "assets/intro.mp4": media(2 * archive.CHUNK_SIZE + 99, b"video"),
+        "assets/tiny.bin": media(150),  # too short to tell: deflated
+        "i18n/ja.json": '{"greeting": "こんにちは、世界。更新があります。"}'.encode() * 40,
+        "assets/blob.bin": bytes(range(256)) * 4,  # the first KiB holds all 256 values: stored
+    }
+    data, _ = pack_bytes(make_build(tmp_path / "b", files))
+
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = {i.filename: i for i in zf.infolist()}
+        for name, content in files.items():
+            assert zf.read(name) == content
+    stored = {name for name, i in infos.items() if i.compress_type == zipfile.ZIP_STORED}
+    assert stored == {
+        "assets/logo.png",
+        "assets/hero.jpg",
+        "assets/hero@2x.jpg",
+        "assets/font.woff2",
+        "assets/intro.mp4",
+        "assets/blob.bin",
+    }
+    assert all(infos[name].compress_size == len(files[name]) for name in stored)
+    deflated = infos.keys() - stored
+    assert all(infos[name].compress_type == zipfile.ZIP_DEFLATED for name in deflated)
+
+
+def test_file_growing_while_it_is_hashed_is_hashed_to_its_end(tmp_path: Path, monkeypatch):
+    content = big_file(300_000)
+    build = make_build(tmp_path / "b", {"index.html": b"<html/>", "app.js": content})
+    real_fstat = os.fstat
+
+    def stale_fstat(fd: int) -> os.stat_result:
+        # The size as it was an instant before the file grew to its full length.
+        fields = list(real_fstat(fd))
+        fields[stat.ST_SIZE] = 1000
+        return os.stat_result(fields)
+
+    monkeypatch.setattr(archive.os, "fstat", stale_fstat)
+    data, result = pack_bytes(build)
+
+    assert result.index.files[0] == FileEntry("app.js", len(content), sha(content))
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.read("app.js") == content
 
 
 def test_round_trip_through_extract(tmp_path: Path):
@@ -542,6 +608,21 @@ def test_file_changed_while_packing_is_refused(
         pack(build, io.BytesIO(), workers=workers)
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_file_deleted_while_packing_is_reported(tmp_path: Path, monkeypatch, workers: int):
+    build = make_build(tmp_path / "dist", {**APP, "gone.js": b"x"})
+    real = archive._scan
+
+    def scan_then_delete(root: Path, allow: object) -> list[str]:
+        paths = real(root, allow)  # type: ignore[arg-type]
+        (root / "gone.js").unlink()
+        return paths
+
+    monkeypatch.setattr(archive, "_scan", scan_then_delete)
+    with pytest.raises(InputError, match=r"cannot read .*gone\.js: No such file"):
+        pack(build, io.BytesIO(), workers=workers)
+
+
 def test_zero_workers_is_refused(tmp_path: Path):
     assert "workers" in refused(make_build(tmp_path / "d", APP), InputError, workers=0)
 
@@ -624,3 +705,81 @@ def test_extract_refuses_a_file_that_is_not_a_zip(tmp_path: Path):
     with pytest.raises(ArchiveError, match="not a readable zip"):
         extract(tmp_path / "x.zip", tmp_path / "dest", max_total_size=10**6)
     assert not (tmp_path / "dest").exists()
+
+
+# --- extraction on several threads ---------------------------------------------------------------
+def many_files(count: int) -> dict[str, bytes]:
+    """A build of ``count`` files in nested folders, some text and some media, several batches."""
+    files = {"index.html": APP["index.html"]}
+    for i in range(count - 1):
+        folder = f"assets/chunk{i % 7}/part{i % 3}"
+        if i % 5:
+            files[f"{folder}/mod{i:03}.js"] = b"export const n = %d;\n" % i * (i % 50 + 1)
+        else:
+            files[f"{folder}/img{i:03}.webp"] = media(600 + i * 37, b"%d" % i)
+    return files
+
+
+@pytest.mark.parametrize("workers", [1, 2, 5])
+def test_extraction_writes_the_same_files_whatever_the_worker_count(tmp_path: Path, workers: int):
+    files = many_files(150)
+    bundle = tmp_path / "bundle.zip"
+    data, result = pack_bytes(make_build(tmp_path / "b", files))
+    bundle.write_bytes(data)
+    dest = tmp_path / "www"
+
+    index = extract(bundle, dest, max_total_size=result.index.total_size, workers=workers)
+
+    assert index == result.index
+    extracted = {p.relative_to(dest).as_posix(): p for p in dest.rglob("*") if p.is_file()}
+    assert extracted.keys() == files.keys()
+    assert all(extracted[name].read_bytes() == content for name, content in files.items())
+
+
+def test_extract_refuses_zero_workers(tmp_path: Path, bundle: Path):
+    with pytest.raises(InputError, match="workers"):
+        extract(bundle, tmp_path / "dest", max_total_size=10**6, workers=0)
+    assert not (tmp_path / "dest").exists()
+
+
+def test_extract_reports_a_folder_it_cannot_create(tmp_path: Path, bundle: Path, monkeypatch):
+    dest = tmp_path / "dest"
+    dest.mkdir()
+
+    def read_only(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(archive.Path, "mkdir", read_only)
+    with pytest.raises(InputError, match="cannot create .*Permission denied"):
+        extract(bundle, dest, max_total_size=10**6)
+    assert not any(dest.iterdir())
+
+
+def test_a_bad_file_on_one_thread_stops_the_others_and_nothing_stays(tmp_path: Path, monkeypatch):
+    bundle = tmp_path / "bundle.zip"
+    data, result = pack_bytes(make_build(tmp_path / "b", many_files(200)))
+    bundle.write_bytes(data)
+    bad, other = result.index.files[0].path, result.index.files[archive._EXTRACT_BATCH].path
+    other_written, failing = threading.Event(), threading.Event()
+    started: list[str] = []
+    real = archive._extract_file
+
+    def extract_file(zf, info, entry: FileEntry, dest: Path) -> None:
+        started.append(entry.path)
+        if entry.path == bad:  # the first batch fails once the second has written a file
+            assert other_written.wait(10)
+            failing.set()
+            raise archive._refuse(bad, "does not match the SHA-256 in the index")
+        real(zf, info, entry, dest)
+        if entry.path == other:
+            other_written.set()
+            assert failing.wait(10)
+            time.sleep(0.2)  # the failing thread raises its flag within microseconds
+
+    monkeypatch.setattr(archive, "_extract_file", extract_file)
+    dest = tmp_path / "www"
+    with pytest.raises(ArchiveError, match="does not match the SHA-256"):
+        extract(bundle, dest, max_total_size=10**9, workers=2)
+
+    assert sorted(started) == sorted([bad, other])  # no thread started another file
+    assert not dest.exists()
