@@ -20,6 +20,7 @@ from otaseal.errors import Error, InputError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from otaseal.model import ChannelManifest
     from otaseal.operations import Change, Project
     from otaseal.store import Fetcher
 
@@ -143,18 +144,21 @@ def _change_doc(change: Change) -> dict[str, object]:
     }
 
 
+def _serving(manifest: ChannelManifest) -> str:
+    """What a manifest serves, for people: builtin, nothing, or release and rollout."""
+    current = manifest.current
+    if manifest.builtin:
+        return "the app's builtin build"
+    if current is None:
+        return "nothing"
+    paused = " (paused)" if current.paused else ""
+    return f"{current.short} at {current.rollout_bp / 100:g} %{paused}"
+
+
 def _change_lines(change: Change) -> list[str]:
-    manifest, current = change.manifest, change.manifest.current
-    what = (
-        "the app's builtin build"
-        if manifest.builtin
-        else f"{current.short} at {current.rollout_bp / 100:g} %"
-        + (" (paused)" if current.paused else "")
-        if current
-        else "nothing"
-    )
+    manifest = change.manifest
     verb = "unchanged" if change.noop else f"v{manifest.version} ({manifest.event})"
-    return [f"{change.channel}: {verb}: serves {what}"]
+    return [f"{change.channel}: {verb}: serves {_serving(manifest)}"]
 
 
 def cmd_publish(args: argparse.Namespace, out: Output) -> int:
@@ -261,15 +265,7 @@ def cmd_history(args: argparse.Namespace, out: Output) -> int:
         for m in manifests
     ]
     lines = [
-        f"v{m.version}  {m.issued:%Y-%m-%d %H:%M}  {m.event:<32} "
-        + (
-            "builtin"
-            if m.builtin
-            else f"{m.current.short} {m.current.rollout_bp / 100:g} %"
-            if m.current
-            else "-"
-        )
-        for m in manifests
+        f"v{m.version}  {m.issued:%Y-%m-%d %H:%M}  {m.event:<32} {_serving(m)}" for m in manifests
     ] or [f"{args.channel}: no manifests yet"]
     out.result({"channel": args.channel, "history": entries}, lines)
     return 0
@@ -299,15 +295,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         elif m is None:
             lines.append(f"  {row.channel:<12} (empty)")
         else:
-            cur = m.current
-            serving = (
-                "builtin"
-                if m.builtin
-                else f"{cur.short} {cur.rollout_bp / 100:g} %" + (" paused" if cur.paused else "")
-                if cur
-                else "-"
-            )
-            lines.append(f"  {row.channel:<12} v{m.version}  {serving}  expires {m.expires:%F}")
+            lines.append(f"  {row.channel:<12} v{m.version}  {_serving(m)}  expires {m.expires:%F}")
         if row.pending_version is not None:
             lines.append(
                 f"  {'':<12} v{row.pending_version} was written but not yet pointed to (an "
