@@ -43,41 +43,30 @@ def verify_trusted_root(data: bytes, *, app: str) -> Root:
     check_size(data, "root")
     envelope = dsse.Envelope.from_json(data)
     unverified = Root.from_payload(envelope.payload, app=app)
-    role = unverified.role("root")
-    dsse.verify(
+    _signed_by_root_role(envelope, unverified, "root")
+    return unverified
+
+
+def _signed_by_root_role(envelope: dsse.Envelope, root: Root, label: str) -> bytes:
+    """The payload, if a threshold of ``root``'s root-role keys signed it."""
+    role = root.role("root")
+    return dsse.verify(
         envelope,
         payload_type=dsse.PAYLOAD_TYPE_ROOT,
-        keys=unverified.keys,
+        keys=root.keys,
         keyids=role.keyids,
         threshold=role.threshold,
-        role="root",
+        role=label,
     )
-    return unverified
 
 
 def verify_root_update(trusted: Root, data: bytes) -> Root:
     """Accept root ``trusted.version + 1`` only when signed by old and new root thresholds."""
     check_size(data, "root")
     envelope = dsse.Envelope.from_json(data)
-    old = trusted.role("root")
-    payload = dsse.verify(
-        envelope,
-        payload_type=dsse.PAYLOAD_TYPE_ROOT,
-        keys=trusted.keys,
-        keyids=old.keyids,
-        threshold=old.threshold,
-        role=f"root v{trusted.version} (old keys)",
-    )
+    payload = _signed_by_root_role(envelope, trusted, f"root v{trusted.version} (old keys)")
     new = Root.from_payload(payload, app=trusted.app)
-    role = new.role("root")
-    dsse.verify(
-        envelope,
-        payload_type=dsse.PAYLOAD_TYPE_ROOT,
-        keys=new.keys,
-        keyids=role.keyids,
-        threshold=role.threshold,
-        role=f"root v{new.version} (new keys)",
-    )
+    _signed_by_root_role(envelope, new, f"root v{new.version} (new keys)")
     if new.version != trusted.version + 1:
         raise RollbackError(
             f"the store's root {trusted.version + 1} says it is version {new.version}",
