@@ -208,6 +208,42 @@ def otaseal_fetch(published: Published, work: Path) -> Run:
     return run
 
 
+DEVICE_INPROC = Path(__file__).resolve().parent / "device_inproc.py"
+
+
+def device_inproc(published: Published, work: Path) -> tuple[Run, float]:
+    """``bench/device_inproc.py``: the run, and the seconds of ``check_for_update`` alone.
+
+    The process is started, imports otaseal and loads the root and the decryption key before its
+    clock starts, so the figure leaves out what a device app does not pay per update.
+    """
+    device = work / "device-inproc"
+    device.mkdir()
+    run = measure(
+        [
+            sys.executable,
+            str(DEVICE_INPROC),
+            "--project",
+            str(published.project),
+            "--app",
+            APP_ID,
+            "--channel",
+            "beta",
+            "--state",
+            str(device / "state"),
+            "--out",
+            str(device / "www"),
+            "--install-id",
+            "bench-device",
+        ],
+        cwd=device,
+    )
+    doc = _json_of(run, "bench/device_inproc.py")
+    if doc.get("status") != "installed":
+        raise BenchError(f"device_inproc.py reported {doc.get('status')!r}, not 'installed'")
+    return run, float(str(doc["seconds"]))
+
+
 # --- Capgo's CLI ---------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class CapgoResult:

@@ -72,7 +72,7 @@ def instrument() -> None:
     _patch(archive._Sink, "write", "archive._Sink.write (hash + SealWriter.write)")  # noqa: SLF001
     _patch(sealed.SealWriter, "_seal", "sealed.SealWriter._seal (sha256 + AES-GCM + write)")
     _patch(sealed, "open_sealed", "sealed.open_sealed (decrypt to bundle.zip)")
-    _patch(folder.FolderStore, "create_from_file", "store.create_from_file (copy + fsync)")
+    _patch(folder.FolderStore, "create_from_file", "store.create_from_file (fsync + hard link)")
     _patch(operations, "change_channel", "operations.change_channel (sign + manifest)")
     _patch(client, "_download", "client._download (hash + copy ciphertext)")
     _patch(client, "install_release", "client.install_release")

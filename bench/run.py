@@ -5,8 +5,11 @@
     BENCH_REPEAT=5 python bench/run.py
 
 For each input, each repeat runs the contenders in turn (otaseal publish, Capgo's CLI, the floor,
-otaseal fetch), so machine noise hits all of them alike; the figures are medians and the
-comparisons are ratios within this one run. Results go to bench/out/results.md and .json. The
+otaseal fetch as a command, the device step in-process, the device floor), so machine noise hits
+all of them alike; the figures are medians and the comparisons are ratios within this one run.
+The device target is judged on the in-process figure (bench/device_inproc.py times only
+``check_for_update``); the CLI's wall time, which adds interpreter start-up and imports, is shown
+beside it. Results go to bench/out/results.md and .json. The
 targets of issue 5 are checked and printed as PASS/FAIL; a missed target does not fail the run
 (exit 0), a contender that errors does.
 """
@@ -37,7 +40,7 @@ OUT = inputs.HERE / "out"
 WORK = inputs.CACHE / "work"
 MB = 1_000_000
 RSS_LIMIT = 150 * MB
-FETCH_TARGET = 150.0  # MB/s of plaintext
+DEVICE_TARGET = 150.0  # MB/s of plaintext, judged on the in-process device figure
 CAPGO_TARGET = 3.0
 FLOOR_TARGET = 1.0
 GATED = ("monaco", "web-50mb")  # inputs the publish-speed targets apply to
@@ -62,6 +65,9 @@ class Figures:
     floor_rss: list[int] = field(default_factory=list)
     fetch_s: list[float] = field(default_factory=list)
     fetch_rss: list[int] = field(default_factory=list)
+    device_inproc_s: list[float] = field(default_factory=list)
+    device_inproc_process_s: list[float] = field(default_factory=list)
+    device_inproc_rss: list[int] = field(default_factory=list)
     device_floor_s: list[float] = field(default_factory=list)
     background: list[float] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)
@@ -89,6 +95,8 @@ class Figures:
                 "capgo_bundle_encrypt": med(self.capgo_encrypt_s),
                 "floor": floor,
                 "otaseal_fetch": fetch,
+                "device_inproc": med(self.device_inproc_s),
+                "device_inproc_process": med(self.device_inproc_process_s),
                 "device_floor": med(self.device_floor_s),
             },
             "ratios": {
@@ -96,10 +104,12 @@ class Figures:
                 "floor_over_otaseal_publish": floor / publish,
             },
             "fetch_mb_per_s": unpacked / MB / fetch,
+            "device_inproc_mb_per_s": unpacked / MB / med(self.device_inproc_s),
             "device_floor_mb_per_s": unpacked / MB / med(self.device_floor_s),
             "peak_rss_bytes": {
                 "otaseal_publish": max(self.publish_rss),
                 "otaseal_fetch": max(self.fetch_rss),
+                "device_inproc_process": max(self.device_inproc_rss),
                 "capgo_cli": max(self.capgo_rss),
                 "floor": max(self.floor_rss),
             },
@@ -109,6 +119,8 @@ class Figures:
                 "capgo_cli": self.capgo_s,
                 "floor": self.floor_s,
                 "otaseal_fetch": self.fetch_s,
+                "device_inproc": self.device_inproc_s,
+                "device_inproc_process": self.device_inproc_process_s,
                 "device_floor": self.device_floor_s,
             },
         }
@@ -171,6 +183,13 @@ def bench_input(
             fetched = contenders.otaseal_fetch(published, work)
             fig.fetch_s.append(fetched.seconds)
             fig.fetch_rss.append(fetched.max_rss)
+            shutil.rmtree(work / "device")
+            os.sync()
+            inproc, inproc_s = contenders.device_inproc(published, work)
+            fig.device_inproc_s.append(inproc_s)
+            fig.device_inproc_process_s.append(inproc.seconds)
+            fig.device_inproc_rss.append(inproc.max_rss)
+            shutil.rmtree(work / "device-inproc")
             os.sync()
             fig.device_floor_s.append(contenders.device_floor(work).seconds)
             fig.sizes = {
@@ -203,6 +222,7 @@ def warm_up(cli: Path, template: Path) -> None:
     work.mkdir()
     published = contenders.otaseal_publish(example.path, work)
     contenders.otaseal_fetch(published, work)
+    contenders.device_inproc(published, work)
     contenders.capgo_publish(cli, template, example.path, work)
     contenders.startup([str(contenders.OTASEAL), "--version"], WORK)
     shutil.rmtree(work)
@@ -219,22 +239,33 @@ def load() -> str:
     return f"load {avg}{some}"
 
 
+# What `otaseal fetch` imports before it verifies anything (cli, client and what they pull in).
+FETCH_IMPORTS = (
+    "import otaseal.cli, otaseal.client, otaseal.archive, otaseal.formats.sealed, "
+    "otaseal.crypto, otaseal.secrets, otaseal.operations, otaseal.store.folder"
+)
+
+
 def bench_startup(runs: int) -> dict[str, object]:
-    """``otaseal --version`` against ``python -c pass``, interleaved, medians."""
+    """``otaseal --version`` and fetch's imports against ``python -c pass``, interleaved."""
     python = [sys.executable, "-c", "pass"]
     version = [str(contenders.OTASEAL), "--version"]
+    imports = [sys.executable, "-c", FETCH_IMPORTS]
     bare: list[float] = []
     cli: list[float] = []
+    fetch: list[float] = []
     for _ in range(runs):
         bare.append(contenders.startup(python, WORK))
         cli.append(contenders.startup(version, WORK))
-    b, c = statistics.median(bare), statistics.median(cli)
+        fetch.append(contenders.startup(imports, WORK))
+    b, c, f = statistics.median(bare), statistics.median(cli), statistics.median(fetch)
     return {
         "runs": runs,
         "python_c_pass_ms": b * 1000,
         "otaseal_version_ms": c * 1000,
         "ratio": c / b,
         "import_overhead_ms": (c - b) * 1000,
+        "fetch_imports_ms": f * 1000,
     }
 
 
@@ -283,12 +314,12 @@ def targets(summaries: list[dict[str, object]]) -> list[Target]:
                     peak < RSS_LIMIT,
                 )
             )
-        speed = float(str(s["fetch_mb_per_s"]))
+        speed = float(str(s["device_inproc_mb_per_s"]))
         found.append(
             Target(
-                f"{name}: fetch >= {FETCH_TARGET:g} MB/s of plaintext",
+                f"{name}: device verify+decrypt+extract >= {DEVICE_TARGET:g} MB/s in-process",
                 f"{speed:.0f} MB/s",
-                speed >= FETCH_TARGET,
+                speed >= DEVICE_TARGET,
             )
         )
     return found
@@ -377,10 +408,11 @@ def render(doc: dict[str, object]) -> str:
         "",
         (
             "| input | files | size MB | Capgo CLI ÷ otaseal publish | floor ÷ otaseal publish "
-            "| fetch MB/s | peak RSS publish / fetch MB "
-            "| median s: otaseal · Capgo · floor · fetch |"
+            "| device MB/s (in-process) | fetch MB/s (CLI wall) | device floor MB/s "
+            "| peak RSS publish / fetch MB "
+            "| median s: publish · Capgo · floor · fetch CLI · device in-process · device floor |"
         ),
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for s in summaries:
         med, ratios, rss = s["median_seconds"], s["ratios"], s["peak_rss_bytes"]
@@ -388,19 +420,29 @@ def render(doc: dict[str, object]) -> str:
             f"| {s['input']} | {s['files']} | {_mb(s['bytes'])} "
             f"| **{ratios['capgo_over_otaseal_publish']:.2f}×** "
             f"| **{ratios['floor_over_otaseal_publish']:.2f}×** "
-            f"| **{s['fetch_mb_per_s']:.0f}** "
+            f"| **{s['device_inproc_mb_per_s']:.0f}** "
+            f"| {s['fetch_mb_per_s']:.0f} "
+            f"| {s['device_floor_mb_per_s']:.0f} "
             f"| {_mb(rss['otaseal_publish'])} / {_mb(rss['otaseal_fetch'])} "
             f"| {med['otaseal_publish']:.2f} · {med['capgo_cli']:.2f} · {med['floor']:.2f} "
-            f"· {med['otaseal_fetch']:.2f} |"
+            f"· {med['otaseal_fetch']:.2f} · {med['device_inproc']:.2f} "
+            f"· {med['device_floor']:.2f} |"
         )
     lines += [
         "",
         (
+            "device MB/s (in-process) = unpacked size ÷ the time of `check_for_update` alone "
+            "(bench/device_inproc.py); fetch MB/s (CLI wall) = unpacked size ÷ the wall time of "
+            "the whole `otaseal fetch` process, interpreter start-up and imports included; "
+            "device floor = `sha256sum` + `openssl enc -d` + `unzip` of the floor's output."
+        ),
+        "",
+        (
             "| input | otaseal zip MB | otaseal sealed MB | Capgo encrypted MB "
             "| floor encrypted MB | Capgo zip · encrypt s | peak RSS Capgo / floor MB "
-            "| device floor MB/s | other processes, cores |"
+            "| other processes, cores |"
         ),
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for s in summaries:
         sizes, med, rss = s["output_bytes"], s["median_seconds"], s["peak_rss_bytes"]
@@ -409,7 +451,6 @@ def render(doc: dict[str, object]) -> str:
             f"| {_mb(sizes['capgo_encrypted'])} | {_mb(sizes['floor_encrypted'])} "
             f"| {med['capgo_bundle_zip']:.2f} · {med['capgo_bundle_encrypt']:.2f} "
             f"| {_mb(rss['capgo_cli'])} / {_mb(rss['floor'])} "
-            f"| {s['device_floor_mb_per_s']:.0f} "
             f"| ≤ {max(s['background_cores_before_each_repeat']):.2f} |"
         )
     lines += [
@@ -418,7 +459,10 @@ def render(doc: dict[str, object]) -> str:
             f"Start-up (median of {startup['runs']}): `otaseal --version` "
             f"{startup['otaseal_version_ms']:.0f} ms vs `python -c pass` "
             f"{startup['python_c_pass_ms']:.0f} ms: **{startup['ratio']:.2f}×**, "
-            f"{startup['import_overhead_ms']:.0f} ms of imports and argument parsing."
+            f"{startup['import_overhead_ms']:.0f} ms of imports and argument parsing. "
+            "A process that only imports what `otaseal fetch` loads (cli, client, archive, "
+            "sealed, crypto, secrets, operations, store.folder): "
+            f"{startup['fetch_imports_ms']:.0f} ms."
         ),
         "",
         "| target (issue 5) | measured | result |",
@@ -503,6 +547,9 @@ def main(argv: list[str] | None = None) -> int:
             "otaseal_fetch": "otaseal fetch --store STORE --app APP --channel beta "
             "--root root.json --decryption-key KEY --state FRESH --install-id ID --out FRESH "
             "--json",
+            "device_inproc": "python bench/device_inproc.py --project PROJECT --app APP "
+            "--channel beta --state FRESH --out FRESH --install-id ID  (times only "
+            "otaseal.client.check_for_update)",
         },
         "inputs": summaries,
         "startup": startup,
