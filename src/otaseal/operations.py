@@ -483,7 +483,8 @@ def _require_release(manifest: ChannelManifest | None, channel: str, ref: str | 
         raise InputError(
             f"channel {channel} has no release yet",
             expected="a channel with at least one published release",
-            fix=f"publish to {channel} first: `otaseal publish DIST --channel {channel}`",
+            fix=f"publish to {channel} first (`otaseal publish DIST --channel {channel}`) or "
+            f"promote a release into it (`otaseal promote --from CHANNEL --to {channel}`)",
         )
     release = manifest.current if ref is None else manifest.find(ref)
     if release is None:
