@@ -173,6 +173,30 @@ def otaseal_publish(build: Path, work: Path) -> Published:
     )
 
 
+def fetch_args(project: Path, device: Path) -> list[str]:
+    """``otaseal fetch ...`` arguments for a fresh device reading ``project``'s store."""
+    return [
+        "fetch",
+        "--store",
+        str(project / "store"),
+        "--app",
+        APP_ID,
+        "--channel",
+        "beta",
+        "--root",
+        str(project / "root.json"),
+        "--decryption-key",
+        str(project / "keys" / "app-decryption.pem"),
+        "--state",
+        str(device / "state"),
+        "--install-id",
+        "bench-device",
+        "--out",
+        str(device / "www"),
+        "--json",
+    ]
+
+
 def otaseal_fetch(published: Published, work: Path) -> Run:
     """``otaseal fetch`` as a device with a fresh state dir: verify, decrypt, extract."""
     device = work / "device"
@@ -181,24 +205,7 @@ def otaseal_fetch(published: Published, work: Path) -> Run:
     run = measure(
         [
             str(OTASEAL),
-            "fetch",
-            "--store",
-            str(project / "store"),
-            "--app",
-            APP_ID,
-            "--channel",
-            "beta",
-            "--root",
-            str(project / "root.json"),
-            "--decryption-key",
-            str(project / "keys" / "app-decryption.pem"),
-            "--state",
-            str(device / "state"),
-            "--install-id",
-            "bench-device",
-            "--out",
-            str(device / "www"),
-            "--json",
+            *fetch_args(project, device),
         ],
         cwd=device,
     )

@@ -23,6 +23,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from contenders import fetch_args
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -128,26 +130,7 @@ def main() -> int:
         os.sync()
         device = work / "device"
         run_cli(
-            [
-                "fetch",
-                "--store",
-                str(project / "store"),
-                "--app",
-                "com.example.bench",
-                "--channel",
-                "beta",
-                "--root",
-                str(project / "root.json"),
-                "--decryption-key",
-                str(project / "keys" / "app-decryption.pem"),
-                "--state",
-                str(device / "state"),
-                "--install-id",
-                "bench-device",
-                "--out",
-                str(device / "www"),
-                "--json",
-            ],
+            fetch_args(project, device),
             work,
         )
     finally:
