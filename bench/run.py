@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 OUT = inputs.HERE / "out"
 WORK = inputs.CACHE / "work"
+TRASH = inputs.CACHE / "trash"
 MB = 1_000_000
 RSS_LIMIT = 150 * MB
 DEVICE_TARGET = 150.0  # MB/s of plaintext, judged on the in-process device figure
@@ -45,6 +46,37 @@ CAPGO_TARGET = 3.0
 FLOOR_TARGET = 1.0
 GATED = ("monaco", "web-50mb")  # inputs the publish-speed targets apply to
 QUIET_LIMIT = 0.3  # cores other processes may use before a repeat starts
+RECENTLY_DELETED_S = 65  # ext4 without a journal avoids inodes freed in the last 60 s
+
+
+def discard(path: Path) -> None:
+    """Move ``path`` into the trash, which is emptied only when nothing is timed any more.
+
+    On an ext4 file system without a journal (this VM's), the inode allocator passes over every
+    inode freed in the last 60 s (300 s more while its inode table block is dirty), looking each
+    one up as it goes: the kernel's ``recently_deleted()``. Deleting the 5,000 files of one step
+    right before the next step created 5,000 more made each new file cost 0.3-0.5 ms of kernel
+    time instead of ~0.03 ms, so a step's figure depended on what the harness had just deleted.
+    A rename frees no inode.
+    """
+    TRASH.mkdir(parents=True, exist_ok=True)
+    path.rename(TRASH / f"{time.monotonic_ns()}-{path.name}")
+
+
+def remove_outputs() -> bool:
+    """Delete the work folder and the trash; say whether there was anything to delete."""
+    had = TRASH.exists() or WORK.exists()
+    shutil.rmtree(TRASH, ignore_errors=True)
+    shutil.rmtree(WORK, ignore_errors=True)
+    return had
+
+
+def empty_trash() -> None:
+    """Delete what earlier runs left, write it out, and wait until those inodes are not recent."""
+    if remove_outputs():
+        os.sync()  # clean inode table blocks: the shorter of the kernel's two windows applies
+        print(f"  waiting {RECENTLY_DELETED_S} s after deleting earlier outputs", flush=True)
+        time.sleep(RECENTLY_DELETED_S)
 
 
 @dataclass
@@ -161,7 +193,6 @@ def bench_input(
         fig.background.append(busy)
         print(f"  {inp.name}: repeat {rep + 1}/{repeats} (others use {busy:.2f} cores)", flush=True)
         work = WORK / f"{inp.name}-{rep}"
-        shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
         try:
             os.sync()  # what earlier steps wrote is not flushed on the next one's clock
@@ -174,7 +205,7 @@ def bench_input(
             fig.capgo_zip_s.append(capgo.zip_run.seconds)
             fig.capgo_encrypt_s.append(capgo.encrypt_run.seconds)
             fig.capgo_rss.append(capgo.max_rss)
-            shutil.rmtree(work / "capgo")  # keep disk use down on the 500 MB input
+            discard(work / "capgo")
             os.sync()
             floor, floor_size = contenders.floor(inp.path, work)
             fig.floor_s.append(floor.seconds)
@@ -183,13 +214,13 @@ def bench_input(
             fetched = contenders.otaseal_fetch(published, work)
             fig.fetch_s.append(fetched.seconds)
             fig.fetch_rss.append(fetched.max_rss)
-            shutil.rmtree(work / "device")
+            discard(work / "device")
             os.sync()
             inproc, inproc_s = contenders.device_inproc(published, work)
             fig.device_inproc_s.append(inproc_s)
             fig.device_inproc_process_s.append(inproc.seconds)
             fig.device_inproc_rss.append(inproc.max_rss)
-            shutil.rmtree(work / "device-inproc")
+            discard(work / "device-inproc")
             os.sync()
             fig.device_floor_s.append(contenders.device_floor(work).seconds)
             fig.sizes = {
@@ -200,7 +231,7 @@ def bench_input(
                 "floor_encrypted": floor_size,
             }
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            discard(work)
     return fig
 
 
@@ -225,7 +256,7 @@ def warm_up(cli: Path, template: Path) -> None:
     contenders.device_inproc(published, work)
     contenders.capgo_publish(cli, template, example.path, work)
     contenders.startup([str(contenders.OTASEAL), "--version"], WORK)
-    shutil.rmtree(work)
+    discard(work)
 
 
 def load() -> str:
@@ -513,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_environment()
     cli = inputs.capgo_cli()
     chosen = [makers[n]() for n in names]
-    shutil.rmtree(WORK, ignore_errors=True)
+    empty_trash()
     WORK.mkdir(parents=True)
     template = contenders.capgo_template(cli, WORK)
     warm_up(cli, template)
@@ -531,7 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     print("start-up ...", flush=True)
     wait_for_quiet(QUIET_LIMIT, args.quiet_wait)
     startup = bench_startup(args.startup_runs)
-    shutil.rmtree(WORK, ignore_errors=True)
+    remove_outputs()
     machine["load_after"] = load()
 
     found = targets(summaries)

@@ -8,6 +8,7 @@ that nothing was written anywhere else.
 from __future__ import annotations
 
 import hashlib
+import os
 import stat
 import struct
 import warnings
@@ -76,7 +77,13 @@ def patch_entry(path: Path, name: str, **fields: int | bytes) -> None:
     end = data.rfind(b"PK\x05\x06")
     count, _, start = struct.unpack_from("<HII", data, end + 10)
     at = start
-    offsets = {"flags": (8, 6), "method": (10, 8), "crc": (16, 14), "size": (24, 22)}
+    offsets = {
+        "flags": (8, 6),
+        "method": (10, 8),
+        "crc": (16, 14),
+        "compressed": (20, 18),
+        "size": (24, 22),
+    }
     for _ in range(count):
         name_len, extra_len, comment_len = struct.unpack_from("<HHH", data, at + 28)
         (local,) = struct.unpack_from("<I", data, at + 42)
@@ -318,12 +325,16 @@ def test_hash_mismatch_on_a_worker_thread_removes_what_every_thread_wrote(
 def test_file_larger_than_its_index_entry_refused(tmp_path: Path):
     listed = {**GOOD, "index.html": b"<!doctype"}
     zip_path = bundle(tmp_path, GOOD, listed=listed)
-    assert_refused(zip_path, tmp_path, "unpacks to more than the 9 bytes", existing_dest=True)
+    assert_refused(
+        zip_path, tmp_path, "15 bytes by the zip's directory, 9 by the index", existing_dest=True
+    )
 
 
 def test_file_smaller_than_its_index_entry_refused(tmp_path: Path):
     listed = {**GOOD, "index.html": GOOD["index.html"] + b"<script>"}
-    assert_refused(bundle(tmp_path, GOOD, listed=listed), tmp_path, "fewer than")
+    assert_refused(
+        bundle(tmp_path, GOOD, listed=listed), tmp_path, "15 bytes by the zip's directory"
+    )
 
 
 # --- sizes and bombs -----------------------------------------------------------------------------
@@ -339,7 +350,7 @@ def zero_bomb(size_mib: int) -> bytes:
 def bomb_zip(
     tmp_path: Path, *, listed_size: int, size_mib: int, files: dict[str, bytes] = GOOD
 ) -> Path:
-    """``bomb.bin`` inflates to ``size_mib`` MiB; the index claims ``listed_size`` bytes."""
+    """``bomb.bin`` inflates to ``size_mib`` MiB; the index and the zip claim ``listed_size``."""
     listed = {**files, "bomb.bin": b"\0" * listed_size}
     stored = zipfile.ZipInfo("bomb.bin")
     stored.compress_type = zipfile.ZIP_STORED  # written as is, then relabelled as deflate
@@ -351,7 +362,7 @@ def bomb_zip(
             (stored, zero_bomb(size_mib)),
         ],
     )
-    patch_entry(zip_path, "bomb.bin", method=zipfile.ZIP_DEFLATED, size=size_mib << 20)
+    patch_entry(zip_path, "bomb.bin", method=zipfile.ZIP_DEFLATED, size=listed_size)
     return zip_path
 
 
@@ -396,13 +407,13 @@ def test_total_size_above_budget_refused_before_writing(tmp_path: Path):
 def test_lying_header_size_refused(tmp_path: Path):
     zip_path = bundle(tmp_path, GOOD)
     patch_entry(zip_path, "app.js", size=10)  # the headers claim 10 bytes; the data inflates to 300
-    assert_refused(zip_path, tmp_path, "not a readable zip")
+    assert_refused(zip_path, tmp_path, "10 bytes by the zip's directory, 300 by the index")
 
 
 def test_crc_mismatch_refused(tmp_path: Path):
     zip_path = bundle(tmp_path, GOOD)
     patch_entry(zip_path, "index.html", crc=0xDEADBEEF)
-    assert_refused(zip_path, tmp_path, "not a readable zip", existing_dest=True)
+    assert_refused(zip_path, tmp_path, "does not match its CRC-32", existing_dest=True)
 
 
 def test_corrupted_deflate_stream_refused(tmp_path: Path):
@@ -417,14 +428,38 @@ def test_corrupted_deflate_stream_refused(tmp_path: Path):
 def test_local_header_name_differing_from_central_directory_refused(tmp_path: Path):
     zip_path = bundle(tmp_path, GOOD)
     patch_entry(zip_path, "index.html", local_name=b"../dx.html")
-    assert_refused(zip_path, tmp_path, "not a readable zip", existing_dest=True)
+    assert_refused(
+        zip_path, tmp_path, "local header that does not match the directory", existing_dest=True
+    )
 
 
 def test_local_header_name_differing_on_a_worker_thread_refused(tmp_path: Path):
     zip_path = bundle(tmp_path, CROWD)
     patch_entry(zip_path, "index.html", local_name=b"../dx.html")
-    assert_refused(zip_path, tmp_path, "not a readable zip", workers=2)
+    assert_refused(zip_path, tmp_path, "local header that does not match the directory", workers=2)
     assert not (tmp_path / "dx.html").exists()
+
+
+def test_deflate_stream_cut_short_refused(tmp_path: Path):
+    data = GOOD["app.js"]
+    cut = zlib.compressobj(6, zlib.DEFLATED, -15)
+    stream = cut.compress(data) + cut.flush(zlib.Z_SYNC_FLUSH)  # all the bytes, no final block
+    stored = zipfile.ZipInfo("app.js")
+    stored.compress_type = zipfile.ZIP_STORED
+    entries = [(INDEX_PATH, index_of(GOOD)), (stored, stream), ("index.html", GOOD["index.html"])]
+    zip_path = write_zip(tmp_path / "bundle.zip", entries)
+    patch_entry(zip_path, "app.js", method=zipfile.ZIP_DEFLATED, size=len(data))
+    assert_refused(zip_path, tmp_path, "deflate stream that ends too early")
+
+
+def test_entry_reaching_past_the_end_of_the_bundle_refused(tmp_path: Path):
+    big = {**GOOD, "index.html": os.urandom(600 << 10)}  # stored, longer than one read
+    zip_path = write_zip(
+        tmp_path / "bundle.zip",
+        [(INDEX_PATH, index_of(big)), ("app.js", big["app.js"]), ("index.html", big["index.html"])],
+    )
+    patch_entry(zip_path, "index.html", compressed=(600 << 10) + (1 << 20))
+    assert_refused(zip_path, tmp_path, "past the end of the bundle", workers=2)
 
 
 def test_truncated_zip_refused(tmp_path: Path):

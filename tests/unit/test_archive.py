@@ -783,3 +783,19 @@ def test_a_bad_file_on_one_thread_stops_the_others_and_nothing_stays(tmp_path: P
 
     assert sorted(started) == sorted([bad, other])  # no thread started another file
     assert not dest.exists()
+
+
+def test_extract_reads_entries_whose_local_header_carries_an_extra_field(tmp_path: Path):
+    """Other zip writers add extra fields (timestamps); the data starts after them."""
+    files = {"index.html": APP["index.html"], "app.js": b"let x = 1;\n" * 4000}
+    index = Index(tuple(FileEntry(p, len(d), sha(d)) for p, d in sorted(files.items()))).to_json()
+    bundle = tmp_path / "bundle.zip"
+    with zipfile.ZipFile(bundle, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr(INDEX_PATH, index)
+        for name, data in sorted(files.items()):
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.extra = b"UT\x05\x00\x01\x00\x00\x00\x00"  # extended timestamp, 9 bytes
+            zf.writestr(info, data)
+    extract(bundle, tmp_path / "www", max_total_size=10**6)
+    assert {p: (tmp_path / "www" / p).read_bytes() for p in files} == files
