@@ -251,17 +251,17 @@ def test_duplicate_index_entry_refused(tmp_path: Path):
 
 def test_case_colliding_entries_refused(tmp_path: Path):
     files = {**GOOD, "App.js": b"alert('shadow')"}
-    assert_refused(bundle(tmp_path, files), tmp_path, "collides")
+    assert_refused(bundle(tmp_path, files), tmp_path, "collide")
 
 
 def test_unicode_normalization_colliding_entries_refused(tmp_path: Path):
     files = {**GOOD, "caf\u00e9.js": b"1", "cafe\u0301.js": b"2"}
-    assert_refused(bundle(tmp_path, files), tmp_path, "collides")
+    assert_refused(bundle(tmp_path, files), tmp_path, "collide")
 
 
 def test_file_and_directory_colliding_entries_refused(tmp_path: Path):
     files = {**GOOD, "Assets": b"1", "assets/app.js": b"2"}
-    assert_refused(bundle(tmp_path, files), tmp_path, "collides")
+    assert_refused(bundle(tmp_path, files), tmp_path, "collide")
 
 
 # --- the index -----------------------------------------------------------------------------------
