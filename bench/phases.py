@@ -63,7 +63,7 @@ def instrument() -> None:
     from otaseal.formats import sealed  # noqa: PLC0415
     from otaseal.store import folder  # noqa: PLC0415
 
-    for attr in ("_scan", "_digest_file", "_compress_piece", "_write_zip", "_collision"):
+    for attr in ("_scan", "_plan", "_compress_all", "_compress_piece", "_write_zip", "_collision"):
         _patch(archive, attr, f"archive.{attr}")
     _patch(archive, "_extract_file", "archive._extract_file (one per file)")
     _patch(archive, "_check_entries", "archive._check_entries")

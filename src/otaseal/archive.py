@@ -10,6 +10,7 @@ local header. Extraction treats the zip as hostile even after its digest was ver
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import hashlib
 import json
@@ -62,10 +63,9 @@ _STORE_DISTINCT = 200
 """A file whose first 1 KiB holds this many distinct byte values is stored, not deflated: it is
 already compressed (png, jpg, woff2, video), and deflate would spend time to gain nothing."""
 
-_SPOOL_MEMORY = 8 << 20  # compressed pieces of one entry kept in memory before spilling to disk
+_SPOOL_MEMORY = 16 << 20  # compressed entries kept in memory before spilling to disk
 _READ_SIZE = 1 << 20
 _BATCH_FILES = 64  # small files per thread hand-off
-_POOL_DIGEST_SIZE = 256 << 10  # smaller files are hashed on the calling thread
 _EXTRACT_READ_SIZE = 256 << 10
 _EXTRACT_BATCH = 32  # files per thread hand-off when extracting
 _SNIFF_SIZE = 4096
@@ -363,11 +363,14 @@ _HYGIENE = {
 
 @dataclass(frozen=True, slots=True)
 class _Digest:
+    """What the single pass over one file learned: the index entry and the zip entry."""
+
     size: int
     sha256: str
     crc: int
     has_private_key: bool
     stored: bool
+    compressed: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,7 +381,7 @@ class _Piece:
     length: int
     last: bool
     whole: bool
-    stored: bool
+    stored: bool | None  # None: decide from the file's first KiB (whole files only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,6 +391,9 @@ class _Compressed:
     crc: int
     raw: memoryview
     size: int
+    stored: bool
+    sha256: str  # whole files only; the caller hashes the pieces of a large file in order
+    has_private_key: bool  # pieces that start a file only
 
 
 def pack(
@@ -399,22 +405,26 @@ def pack(
 ) -> PackResult:
     """Write the deterministic bundle of ``build_dir`` to ``out``; never seeks ``out``.
 
-    Hygiene is checked before the first byte is written. If anything fails later (a file changed
-    while packing, the bundle outgrows 4 GiB), what was written to ``out`` is unusable.
+    Each file is read once: the threads that compress it also hash it. The compressed entries
+    wait in a spool until the index, which comes first in the zip and needs every hash, is
+    written. Hygiene is checked before the first byte is written. If a file changes size while
+    it is packed, or the bundle outgrows 4 GiB, what was written to ``out`` is unusable.
     """
     threads = _threads(workers)
     root = _check_build_dir(build_dir)
     paths = _scan(root, allow)
+    files = [root / p for p in paths]
     with contextlib.ExitStack() as stack:
         pool = stack.enter_context(ThreadPoolExecutor(threads)) if threads > 1 else None
-        files = [root / p for p in paths]
-        digests = _digest_all(pool, files)
+        spool = stack.enter_context(contextlib.closing(_Spool()))
+        plan = _plan(root, paths, files)
+        digests = _compress_all(pool, files, plan, spool, window=4 * threads)
         _check_contents(root, paths, digests, allow)
         index = Index(
             tuple(FileEntry(p, d.size, d.sha256) for p, d in zip(paths, digests, strict=True))
         )
         sink = _Sink(out)
-        _write_zip(sink, index, files, digests, pool=pool, window=4 * threads)
+        _write_zip(sink, index, digests, spool)
         sink.flush()
     return PackResult(index, _warnings(paths, allow), sink.length, sink.sha256.hexdigest())
 
@@ -541,13 +551,6 @@ def _check_contents(
         if d.has_private_key and not _allowed(p, allow)
     ]
     _raise_hygiene(root, {"secret": secrets})
-    large = [p for p, d in zip(paths, digests, strict=True) if d.size > _ZIP32_MAX]
-    if large:
-        raise InputError(
-            f"the build directory {root} has files of 4 GiB or more: {_listing(large)}",
-            expected="files below 4 GiB (bundles do not use ZIP64)",
-            fix="ship large media from a CDN instead of inside the live update",
-        )
 
 
 def _warnings(paths: Sequence[str], allow: Sequence[str]) -> tuple[str, ...]:
@@ -574,6 +577,10 @@ _OPEN = (
 
 def _open_regular(path: Path) -> BinaryIO:
     """Open without following a symlink, and only if it is still a regular file."""
+    return open(_open_fd(path), "rb")
+
+
+def _open_fd(path: Path) -> int:
     try:
         fd = os.open(path, _OPEN)
     except OSError as exc:
@@ -589,31 +596,19 @@ def _open_regular(path: Path) -> BinaryIO:
             expected="regular files only",
             fix="do not modify the build directory while otaseal packs it",
         )
-    return open(fd, "rb")  # noqa: PTH123 - a descriptor, not a path
+    return fd
 
 
-def _digest_file(path: Path) -> _Digest:
-    """Size, SHA-256 and CRC-32 in one streaming read; sniff the head for a key and for entropy."""
-    sha = hashlib.sha256()
-    crc = size = 0
-    with _open_regular(path) as f:
-        # A small file is read in one buffer of its size + 1, not 1 MiB: the extra byte tells
-        # that it grew. A short read is the end of the file.
-        want = os.fstat(f.fileno()).st_size + 1
-        if want > CHUNK_SIZE + 1:
-            want = _READ_SIZE
-        chunk = f.read(want)
-        has_private_key = _PRIVATE_KEY.search(chunk, 0, _SNIFF_SIZE) is not None
-        stored = _looks_compressed(chunk)
-        while True:
-            sha.update(chunk)
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
-            if len(chunk) < want:
-                break
-            want = _READ_SIZE
-            chunk = f.read(want)
-    return _Digest(size, sha.hexdigest(), crc, has_private_key, stored)
+def _read_regular(path: Path, offset: int, length: int) -> bytes:
+    """Up to ``length`` bytes at ``offset``, with no file object: this runs once per file."""
+    fd = _open_fd(path)
+    try:
+        data = os.pread(fd, length, offset)
+        while len(data) < length and (more := os.pread(fd, length - len(data), offset + len(data))):
+            data += more  # pragma: no cover - Linux reads a regular file whole; others may not
+    finally:
+        os.close(fd)
+    return data
 
 
 def _looks_compressed(head: bytes) -> bool:
@@ -625,38 +620,42 @@ def _looks_compressed(head: bytes) -> bool:
     )
 
 
-def _digest_all(pool: ThreadPoolExecutor | None, files: Sequence[Path]) -> list[_Digest]:
-    """Pass 1, in file order: files of 256 KiB or more on the pool, the rest on this thread.
+def _plan(root: Path, paths: Sequence[str], files: Sequence[Path]) -> list[tuple[int, bool | None]]:
+    """Each file's size, and whether a large file is stored: its pieces are compressed apart."""
+    plan: list[tuple[int, bool | None]] = []
+    for path in files:
+        try:
+            size = os.lstat(path).st_size
+        except OSError as exc:
+            raise InputError(
+                f"cannot read {path}: {exc.strerror}",
+                expected="a build directory that nothing modifies while otaseal packs it",
+                fix="finish the build before packing, and fix the file's permissions",
+            ) from None
+        stored: bool | None = None
+        if size > CHUNK_SIZE:
+            with _open_regular(path) as f:
+                stored = _looks_compressed(f.read(_STORE_SNIFF))
+        plan.append((size, stored))
+    large = [p for p, (size, _) in zip(paths, plan, strict=True) if size > _ZIP32_MAX]
+    if large:
+        raise InputError(
+            f"the build directory {root} has files of 4 GiB or more: {_listing(large)}",
+            expected="files below 4 GiB (bundles do not use ZIP64)",
+            fix="ship large media from a CDN instead of inside the live update",
+        )
+    return plan
 
-    Hashing a large file runs without the GIL, so it spreads over cores; for a small file the
-    per-file Python work dominates, and threads would only contend for the GIL.
-    """
-    if pool is None:
-        return [_digest_file(path) for path in files]
-    large = {n: pool.submit(_digest_file, path) for n, path in enumerate(files) if _is_large(path)}
-    try:
-        small = {n: _digest_file(path) for n, path in enumerate(files) if n not in large}
-        return [small[n] if n in small else large[n].result() for n in range(len(files))]
-    finally:
-        for future in large.values():
-            future.cancel()
 
-
-def _is_large(path: Path) -> bool:
-    try:
-        return os.lstat(path).st_size >= _POOL_DIGEST_SIZE
-    except OSError:
-        return False  # _digest_file will say why it cannot read the file
-
-
-def _pieces(files: Sequence[Path], digests: Sequence[_Digest]) -> Iterator[tuple[_Piece, ...]]:
+def _pieces(
+    files: Sequence[Path], plan: Sequence[tuple[int, bool | None]]
+) -> Iterator[tuple[_Piece, ...]]:
     """Work units in file order: runs of whole small files up to ~1 MiB, or one large-file piece."""
     batch: list[_Piece] = []
     batch_bytes = 0
-    for number, (path, digest) in enumerate(zip(files, digests, strict=True)):
-        size, stored = digest.size, digest.stored
+    for number, (path, (size, stored)) in enumerate(zip(files, plan, strict=True)):
         if size <= CHUNK_SIZE:
-            batch.append(_Piece(number, path, 0, size, last=True, whole=True, stored=stored))
+            batch.append(_Piece(number, path, 0, size, last=True, whole=True, stored=None))
             batch_bytes += size
             if batch_bytes >= CHUNK_SIZE or len(batch) >= _BATCH_FILES:
                 yield tuple(batch)
@@ -673,6 +672,49 @@ def _pieces(files: Sequence[Path], digests: Sequence[_Digest]) -> Iterator[tuple
         yield tuple(batch)
 
 
+def _compress_all(
+    pool: ThreadPoolExecutor | None,
+    files: Sequence[Path],
+    plan: Sequence[tuple[int, bool | None]],
+    spool: _Spool,
+    *,
+    window: int,
+) -> list[_Digest]:
+    """Compress every file into ``spool``, in order; hash the pieces of large files in order."""
+    digests: list[_Digest] = []
+    sha, crc, size, compressed, has_key = hashlib.sha256(), 0, 0, 0, False
+    with contextlib.closing(_ordered(pool, _compress_batch, _pieces(files, plan), window)) as done:
+        for piece in (compressed for batch in done for compressed in batch):
+            for part in piece.parts:
+                spool.add(part)
+            if piece.piece.whole:
+                _same_size(piece.piece.path, plan[piece.piece.file][0], piece.size)
+                digests.append(
+                    _Digest(
+                        piece.size,
+                        piece.sha256,
+                        piece.crc,
+                        piece.has_private_key,
+                        piece.stored,
+                        _length(piece.parts),
+                    )
+                )
+                continue
+            if piece.piece.offset == 0:
+                sha, crc, size, compressed = hashlib.sha256(), 0, 0, 0
+                has_key = piece.has_private_key
+            sha.update(piece.raw)
+            crc = zlib.crc32(piece.raw, crc)
+            size += piece.size
+            compressed += _length(piece.parts)
+            if piece.piece.last:
+                _same_size(piece.piece.path, plan[piece.piece.file][0], size)
+                digests.append(
+                    _Digest(size, sha.hexdigest(), crc, has_key, piece.stored, compressed)
+                )
+    return digests
+
+
 def _compress_batch(pieces: tuple[_Piece, ...]) -> list[_Compressed]:
     return [_compress_piece(piece) for piece in pieces]
 
@@ -681,19 +723,21 @@ def _compress_piece(piece: _Piece) -> _Compressed:
     """Deflate or store one piece; deflated pieces are primed with the 32 KiB before them."""
     start = piece.offset if piece.stored else max(0, piece.offset - _DICT_SIZE)
     head = piece.offset - start
-    with _open_regular(piece.path) as f:
-        f.seek(start)
-        # One byte more than expected at the end of a file, to notice that it grew.
-        raw = f.read(head + piece.length + (1 if piece.last else 0))
+    # One byte more than expected at the end of a file, to notice that it grew.
+    raw = _read_regular(piece.path, start, head + piece.length + (1 if piece.last else 0))
     buffer = memoryview(raw)
     data = buffer[head:]
-    if piece.stored:
-        parts = (raw, b"")
-    else:
-        parts = _deflate(data, zdict=buffer[:head] if head else None, last=piece.last)
+    stored = piece.stored
+    if stored is None:
+        stored = _looks_compressed(raw[:_STORE_SNIFF])
+    parts = (raw, b"") if stored else _deflate(data, zdict=buffer[:head] or None, last=piece.last)
+    has_key = piece.offset == 0 and _PRIVATE_KEY.search(raw, 0, _SNIFF_SIZE) is not None
     if piece.whole:
-        return _Compressed(piece, parts, zlib.crc32(data), memoryview(b""), len(data))
-    return _Compressed(piece, parts, 0, data, len(data))
+        digest = hashlib.sha256(data).hexdigest()
+        return _Compressed(
+            piece, parts, zlib.crc32(data), memoryview(b""), len(data), stored, digest, has_key
+        )
+    return _Compressed(piece, parts, 0, data, len(data), stored, "", has_key)
 
 
 def _deflate(data: memoryview, *, zdict: memoryview | None, last: bool) -> tuple[bytes, bytes]:
@@ -761,35 +805,46 @@ class _Sink:
 
 
 class _Spool:
-    """Compressed pieces of one entry: in memory up to a bound, then in a temporary file."""
+    """Compressed entries, in order, until the index that precedes them is written.
 
-    __slots__ = ("_file", "_parts", "size")
+    They stay in memory up to a bound, then go to a temporary file; :meth:`drain` hands them on
+    in the order they came, one entry's length at a time.
+    """
+
+    __slots__ = ("_file", "_memory", "_parts", "_rewound")
 
     def __init__(self) -> None:
-        self._parts: list[bytes] = []
+        self._parts: deque[bytes] = deque()
+        self._memory = 0
         self._file: BinaryIO | None = None
-        self.size = 0
+        self._rewound = False
 
     def add(self, part: bytes) -> None:
-        self.size += len(part)
-        if self._file is not None:
-            self._file.write(part)
+        if not part:
             return
-        self._parts.append(part)
-        if self.size > _SPOOL_MEMORY:
-            self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-            for kept in self._parts:
-                self._file.write(kept)
-            self._parts.clear()
-
-    def drain(self, sink: _Sink) -> None:
+        if self._file is None and self._memory + len(part) <= _SPOOL_MEMORY:
+            self._parts.append(part)
+            self._memory += len(part)
+            return
         if self._file is None:
-            for part in self._parts:
-                sink.write(part)
-            return
-        self._file.seek(0)
-        while chunk := self._file.read(_READ_SIZE):
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        self._file.write(part)
+
+    def drain(self, sink: _Sink, size: int) -> None:
+        """Write the next ``size`` bytes to ``sink``: one entry's data, in the order it came."""
+        while size > 0 and self._parts:
+            part = self._parts.popleft()  # parts never straddle entries
+            sink.write(part)
+            size -= len(part)
+        if size > 0 and self._file is not None and not self._rewound:
+            self._file.seek(0)  # every add came before the first drain
+            self._rewound = True
+        while size > 0 and self._file is not None:
+            chunk = self._file.read(min(size, _READ_SIZE))
+            if not chunk:  # pragma: no cover - a spool file shorter than what was written
+                raise OSError(errno.EIO, "the temporary spool file lost data")
             sink.write(chunk)
+            size -= len(chunk)
 
     def close(self) -> None:
         if self._file is not None:
@@ -850,15 +905,7 @@ class _ZipWriter:
             )
 
 
-def _write_zip(
-    sink: _Sink,
-    index: Index,
-    files: Sequence[Path],
-    digests: Sequence[_Digest],
-    *,
-    pool: ThreadPoolExecutor | None,
-    window: int,
-) -> None:
+def _write_zip(sink: _Sink, index: Index, digests: Sequence[_Digest], spool: _Spool) -> None:
     writer = _ZipWriter(sink)
     data = index.to_json()
     parts = _deflate(memoryview(data), zdict=None, last=True)
@@ -867,40 +914,15 @@ def _write_zip(
     )
     for part in parts:
         sink.write(part)
-    spool = _Spool()
-    crc = size = 0
-    try:
-        with contextlib.closing(
-            _ordered(pool, _compress_batch, _pieces(files, digests), window)
-        ) as results:
-            for done in (compressed for batch in results for compressed in batch):
-                entry, digest = index.files[done.piece.file], digests[done.piece.file]
-                if done.piece.whole:
-                    _same_file(done.piece.path, digest, done.crc, done.size)
-                    writer.entry(
-                        entry.path,
-                        stored=digest.stored,
-                        crc=done.crc,
-                        size=done.size,
-                        compressed=_length(done.parts),
-                    )
-                    for part in done.parts:
-                        sink.write(part)
-                    continue
-                crc = zlib.crc32(done.raw, crc)
-                size += done.size
-                for part in done.parts:
-                    spool.add(part)
-                if done.piece.last:
-                    _same_file(done.piece.path, digest, crc, size)
-                    writer.entry(
-                        entry.path, stored=digest.stored, crc=crc, size=size, compressed=spool.size
-                    )
-                    spool.drain(sink)
-                    spool.close()
-                    spool, crc, size = _Spool(), 0, 0
-    finally:
-        spool.close()
+    for entry, digest in zip(index.files, digests, strict=True):
+        writer.entry(
+            entry.path,
+            stored=digest.stored,
+            crc=digest.crc,
+            size=digest.size,
+            compressed=digest.compressed,
+        )
+        spool.drain(sink, digest.compressed)
     writer.finish()
 
 
@@ -908,8 +930,8 @@ def _length(parts: tuple[bytes, bytes]) -> int:
     return len(parts[0]) + len(parts[1])
 
 
-def _same_file(path: Path, digest: _Digest, crc: int, size: int) -> None:
-    if (crc, size) != (digest.crc, digest.size):
+def _same_size(path: Path, planned: int, read: int) -> None:
+    if read != planned:
         raise InputError(
             f"{path} changed while otaseal was packing it",
             expected="a build directory that nothing modifies while otaseal packs it",

@@ -181,20 +181,13 @@ def test_large_file_is_streamed_in_pieces_never_read_whole(tmp_path: Path, monke
         tmp_path / "b", {"index.html": b"<html/>", "big.bin": content, "movie.mp4": movie}
     )
     reads: list[int] = []
-    real_open = archive._open_regular
+    real_read = archive._read_regular
 
-    def spying_open(path: Path):
-        handle = real_open(path)
-        real_read = handle.read
+    def spying_read(path: Path, offset: int, length: int) -> bytes:
+        reads.append(length)
+        return real_read(path, offset, length)
 
-        def read(size: int = -1) -> bytes:
-            reads.append(size)
-            return real_read(size)
-
-        handle.read = read  # type: ignore[method-assign]
-        return handle
-
-    monkeypatch.setattr(archive, "_open_regular", spying_open)
+    monkeypatch.setattr(archive, "_read_regular", spying_read)
     monkeypatch.setattr(archive, "_SPOOL_MEMORY", 64 * 1024)  # spill compressed pieces to disk
 
     data, result = pack_bytes(build, workers=2)
@@ -595,16 +588,15 @@ def test_file_changed_while_packing_is_refused(
     build = make_build(
         tmp_path / "dist", {"index.html": b"<html/>", "big.bin": big_file(archive.CHUNK_SIZE + 9)}
     )
-    real = archive._digest_file
+    real = archive._plan
 
-    def digest_then_change(path: Path):
-        digest = real(path)
-        if path.name == name:
-            with path.open("ab") as f:
-                f.write(b"late write")
-        return digest
+    def plan_then_change(root: Path, paths: list[str], files: list[Path]):
+        plan = real(root, paths, files)  # sizes are measured: the file grows before it is read
+        with (root / name).open("ab") as f:
+            f.write(b"late write")
+        return plan
 
-    monkeypatch.setattr(archive, "_digest_file", digest_then_change)
+    monkeypatch.setattr(archive, "_plan", plan_then_change)
     with pytest.raises(InputError, match="changed while otaseal was packing it"):
         pack(build, io.BytesIO(), workers=workers)
 
