@@ -979,8 +979,7 @@ def _write_zip(sink: _Sink, index: Index, digests: Sequence[_Digest], spool: _Sp
     for part in parts:
         sink.write(part)
     spool.drain(sink)
-    for record in records:
-        sink.write(record)
+    sink.write(b"".join(records))
     sink.write(_END.pack(0x06054B50, 0, 0, len(records), len(records), central, start, 0))
 
 
