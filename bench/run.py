@@ -46,7 +46,8 @@ CAPGO_TARGET = 3.0
 FLOOR_TARGET = 1.0
 GATED = ("monaco", "web-50mb")  # inputs the publish-speed targets apply to
 QUIET_LIMIT = 0.3  # cores other processes may use before a repeat starts
-RECENTLY_DELETED_S = 65  # ext4 without a journal avoids inodes freed in the last 60 s
+RECENTLY_DELETED_S = 365  # ext4 without a journal avoids inodes freed in the last 60-360 s
+DELETED_AT = inputs.CACHE / "deleted-at"  # when the harness last deleted outputs (epoch seconds)
 
 
 def discard(path: Path) -> None:
@@ -63,20 +64,29 @@ def discard(path: Path) -> None:
     path.rename(TRASH / f"{time.monotonic_ns()}-{path.name}")
 
 
-def remove_outputs() -> bool:
-    """Delete the work folder and the trash; say whether there was anything to delete."""
-    had = TRASH.exists() or WORK.exists()
-    shutil.rmtree(TRASH, ignore_errors=True)
-    shutil.rmtree(WORK, ignore_errors=True)
-    return had
+def remove_outputs() -> None:
+    """Delete the work folder and the trash, and note when, for the next run's wait."""
+    if TRASH.exists() or WORK.exists():
+        shutil.rmtree(TRASH, ignore_errors=True)
+        shutil.rmtree(WORK, ignore_errors=True)
+        DELETED_AT.write_text(f"{time.time():.0f}\n")
 
 
 def empty_trash() -> None:
-    """Delete what earlier runs left, write it out, and wait until those inodes are not recent."""
-    if remove_outputs():
-        os.sync()  # clean inode table blocks: the shorter of the kernel's two windows applies
-        print(f"  waiting {RECENTLY_DELETED_S} s after deleting earlier outputs", flush=True)
-        time.sleep(RECENTLY_DELETED_S)
+    """Delete what earlier runs left, then wait until no deletion of ours is recent.
+
+    A ``sync`` right after a large delete did not end the slow-down here, so the wait covers the
+    kernel's longer window, counted from the last deletion (this run's or a previous run's).
+    """
+    remove_outputs()
+    try:
+        since = time.time() - float(DELETED_AT.read_text())
+    except (OSError, ValueError):
+        return
+    if since < RECENTLY_DELETED_S:
+        wait = RECENTLY_DELETED_S - since
+        print(f"  waiting {wait:.0f} s: outputs were deleted {since:.0f} s ago", flush=True)
+        time.sleep(wait)
 
 
 @dataclass
