@@ -17,7 +17,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-TRASH = Path(__file__).resolve().parent / ".cache" / "trash"
+from inputs import TRASH
+
 BATCH = 32
 
 

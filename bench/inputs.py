@@ -24,6 +24,7 @@ SEED = 20261123
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
+TRASH = CACHE / "trash"  # deleted only when nothing is timed (see run.discard)
 NPM_DIR = CACHE / "npm"
 CAPGO_VERSION = "8.68.1"
 MONACO_VERSION = "0.57.0"

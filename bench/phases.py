@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from contenders import fetch_args
+from inputs import TRASH
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -138,9 +139,8 @@ def main() -> int:
     finally:
         # Not deleted here: on ext4 without a journal, files created in the next minute would pay
         # for it (see run.discard). bench/run.py empties the trash when it starts.
-        trash = Path(__file__).parent / ".cache" / "trash"
-        trash.mkdir(exist_ok=True)
-        work.rename(trash / work.name)
+        TRASH.mkdir(exist_ok=True)
+        work.rename(TRASH / work.name)
     return 0
 
 

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 OUT = inputs.HERE / "out"
 WORK = inputs.CACHE / "work"
-TRASH = inputs.CACHE / "trash"
+TRASH = inputs.TRASH
 MB = 1_000_000
 RSS_LIMIT = 150 * MB
 DEVICE_TARGET = 150.0  # MB/s of plaintext, judged on the in-process device figure

@@ -575,11 +575,6 @@ _OPEN = (
 )
 
 
-def _open_regular(path: str | Path) -> BinaryIO:
-    """Open without following a symlink, and only if it is still a regular file."""
-    return open(_open_fd(path), "rb")
-
-
 def _open_fd(path: str | Path) -> int:
     try:
         fd = os.open(path, _OPEN)
@@ -634,8 +629,7 @@ def _plan(root: Path, paths: Sequence[str], files: Sequence[str]) -> list[tuple[
             ) from None
         stored: bool | None = None
         if size > CHUNK_SIZE:
-            with _open_regular(path) as f:
-                stored = _looks_compressed(f.read(_STORE_SNIFF))
+            stored = _looks_compressed(_read_regular(path, 0, _STORE_SNIFF))
         plan.append((size, stored))
     large = [p for p, (size, _) in zip(paths, plan, strict=True) if size > _ZIP32_MAX]
     if large:
@@ -687,13 +681,15 @@ def _compress_all(
     hash of a large file's pieces) overlaps the compression instead of following it.
     """
     digests: list[_Digest] = []
-    sha, crc, size, pending = hashlib.sha256(), 0, 0, _EntrySpool()
+    sha, crc, size, pending = hashlib.sha256(), 0, 0, _Spool()
     has_key = False
     try:
         with contextlib.closing(
             _ordered(pool, _compress_batch, _pieces(files, plan), window)
         ) as done:
             for piece in (compressed for batch in done for compressed in batch):
+                if spool.size > _ZIP32_MAX:  # fail early; _write_zip checks the whole zip
+                    raise _too_large()
                 number = piece.piece.file
                 if piece.piece.whole:
                     _same_size(piece.piece.path, plan[number][0], piece.size)
@@ -714,7 +710,7 @@ def _compress_all(
                 if piece.piece.offset == 0:
                     sha, crc, size, has_key = hashlib.sha256(), 0, 0, piece.has_private_key
                     pending.close()
-                    pending = _EntrySpool()
+                    pending = _Spool()
                 sha.update(piece.raw)
                 crc = zlib.crc32(piece.raw, crc)
                 size += piece.size
@@ -726,7 +722,7 @@ def _compress_all(
                         size, sha.hexdigest(), crc, has_key, piece.stored, pending.size, spool.size
                     )
                     spool.add(_local_header(paths[number], digest))
-                    pending.drain(spool)
+                    pending.drain(spool.add)
                     digests.append(digest)
     finally:
         pending.close()
@@ -822,48 +818,11 @@ class _Sink:
         self.sha256.update(data)
 
 
-class _EntrySpool:
-    """The compressed pieces of one large file, held until its header (CRC, sizes) is known."""
-
-    __slots__ = ("_file", "_parts", "size")
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self._file: BinaryIO | None = None
-        self.size = 0
-
-    def add(self, part: bytes) -> None:
-        self.size += len(part)
-        if self._file is not None:
-            self._file.write(part)
-            return
-        self._parts.append(part)
-        if self.size > _SPOOL_MEMORY:
-            self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-            for kept in self._parts:
-                self._file.write(kept)
-            self._parts.clear()
-
-    def drain(self, spool: _Spool) -> None:
-        if self._file is None:
-            for part in self._parts:
-                spool.add(part)
-            self._parts.clear()
-            return
-        self._file.seek(0)
-        while chunk := self._file.read(_READ_SIZE):
-            spool.add(chunk)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
 class _Spool:
-    """Every entry after the index, in zip order, until the index that precedes them is written.
+    """Bytes held in order until they can be written: in memory up to a bound, then on disk.
 
-    In memory up to a bound, then in a temporary file; refuses to grow past what ZIP32 offsets
-    can address, so an oversized build fails before anything is written.
+    One holds every entry after the index until the index is written; another holds the pieces
+    of one large file until its local header (CRC-32, sizes) is known.
     """
 
     __slots__ = ("_file", "_parts", "size")
@@ -877,8 +836,6 @@ class _Spool:
         if not part:
             return
         self.size += len(part)
-        if self.size > _ZIP32_MAX:
-            raise _too_large()
         if self._file is None and self.size <= _SPOOL_MEMORY:
             self._parts.append(part)
             return
@@ -886,15 +843,15 @@ class _Spool:
             self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
         self._file.write(part)
 
-    def drain(self, sink: _Sink) -> None:
-        """Write everything to ``sink``, in the order it came: memory first, then the file."""
+    def drain(self, write: Callable[[bytes], object]) -> None:
+        """Hand everything to ``write``, in the order it came: memory first, then the file."""
         for part in self._parts:
-            sink.write(part)
+            write(part)
         self._parts.clear()
         if self._file is not None:
             self._file.seek(0)
             while chunk := self._file.read(_READ_SIZE):
-                sink.write(chunk)
+                write(chunk)
 
     def close(self) -> None:
         if self._file is not None:
@@ -978,7 +935,7 @@ def _write_zip(sink: _Sink, index: Index, digests: Sequence[_Digest], spool: _Sp
     sink.write(header)
     for part in parts:
         sink.write(part)
-    spool.drain(sink)
+    spool.drain(sink.write)
     sink.write(b"".join(records))
     sink.write(_END.pack(0x06054B50, 0, 0, len(records), len(records), central, start, 0))
 

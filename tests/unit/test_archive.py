@@ -576,9 +576,9 @@ def test_unreadable_directory_is_reported(tmp_path: Path, monkeypatch):
 def test_file_that_stops_being_regular_is_refused(tmp_path: Path):
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(HygieneError, match="no longer a regular file"):
-        archive._open_regular(tmp_path / "fifo")
+        archive._open_fd(tmp_path / "fifo")
     with pytest.raises(InputError, match=r"(?i)cannot read"):
-        archive._open_regular(tmp_path / "gone")
+        archive._open_fd(tmp_path / "gone")
 
 
 @pytest.mark.parametrize(("name", "workers"), [("index.html", 1), ("big.bin", 1), ("big.bin", 2)])
@@ -638,6 +638,22 @@ def test_bundle_growing_beyond_zip32_is_refused(tmp_path: Path, monkeypatch, lim
     build = make_build(tmp_path / "d", {"index.html": os.urandom(900), "b.bin": os.urandom(900)})
     with pytest.raises(InputError, match="beyond 4 GiB"):
         pack(build, io.BytesIO())
+
+
+def test_bundle_outgrowing_zip32_stops_before_compressing_the_rest(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(archive, "_ZIP32_MAX", 1500)
+    files = {"index.html": os.urandom(900), **{f"m{i:03}.bin": os.urandom(900) for i in range(130)}}
+    compressed: list[str] = []
+    real = archive._compress_piece
+
+    def counting(piece: archive._Piece) -> archive._Compressed:
+        compressed.append(piece.path)
+        return real(piece)
+
+    monkeypatch.setattr(archive, "_compress_piece", counting)
+    with pytest.raises(InputError, match="beyond 4 GiB"):
+        pack(make_build(tmp_path / "d", files), io.BytesIO(), workers=1)
+    assert len(compressed) < len(files)
 
 
 # --- extraction edge cases that are not attacks --------------------------------------------------
