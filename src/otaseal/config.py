@@ -27,7 +27,10 @@ _FIELDS = {
     "s3_endpoint",
     "s3_lock_mode",
     "report_recipient",
+    "formats",
+    "self_assignable",
 }
+FORMATS = ("sealed", "capgo")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +48,8 @@ class Config:
     s3_endpoint: str | None = None
     s3_lock_mode: bool = False
     report_recipient: str | None = None
+    formats: tuple[str, ...] = ("sealed",)
+    self_assignable: tuple[str, ...] = ()
 
     def key_ref(self, role: str) -> str:
         """The key reference for ``root`` or a channel."""
@@ -177,6 +182,7 @@ def load_config(path: Path) -> Config:
     lock_mode = doc.get("s3_lock_mode", False)
     if not isinstance(lock_mode, bool):
         raise _bad(path, "`s3_lock_mode` is not true or false", "s3_lock_mode: true")
+    formats, assignable = _serving(path, doc, channels)
     return Config(
         path=path,
         app=app,
@@ -189,4 +195,33 @@ def load_config(path: Path) -> Config:
         s3_endpoint=endpoint,
         s3_lock_mode=lock_mode,
         report_recipient=_absolute_ref(report, base) if report else None,
+        formats=tuple(formats),
+        self_assignable=tuple(assignable),
     )
+
+
+def _serving(
+    path: Path, doc: dict[str, Any], channels: tuple[str, ...]
+) -> tuple[list[str], list[str]]:
+    """``formats`` (sealed always, capgo optional) and the ``self_assignable`` channels."""
+    formats = _string_list(path, doc, "formats", ["sealed"], "[sealed, capgo]")
+    if "sealed" not in formats or not set(formats) <= set(FORMATS):
+        raise _bad(path, f"`formats` is {formats}", "[sealed] or [sealed, capgo]")
+    assignable = _string_list(path, doc, "self_assignable", [], "[beta]")
+    if not set(assignable) <= set(channels):
+        raise _bad(
+            path,
+            f"`self_assignable` names {', '.join(sorted(set(assignable) - set(channels)))}, "
+            "which is not in `channels`",
+            "a subset of `channels`, e.g. self_assignable: [beta]",
+        )
+    return formats, assignable
+
+
+def _string_list(
+    path: Path, doc: dict[str, Any], name: str, default: list[str], example: str
+) -> list[str]:
+    value = doc.get(name, default)
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise _bad(path, f"`{name}` is not a list of names", f"{name}: {example}")
+    return value

@@ -233,6 +233,57 @@ class Root:
         )
 
 
+CAPGO_KEY_ID_RE = re.compile(r"[A-Za-z0-9+/=]{1,20}")
+CAPGO_CHECKSUM_RE = re.compile(r"[0-9a-f]{512}")
+
+
+@dataclass(frozen=True, slots=True)
+class CapgoArtifact:
+    """The same release in Capgo's "encryption v2" format, for ``@capgo/capacitor-updater``.
+
+    Signed inside the release so that ``serve`` hands out only what the channel's key approved,
+    and promote, rollout and revert carry it without a re-upload.
+    """
+
+    sha256: str  # of the AES-128-CBC artifact; store key <app>/bundles/<sha256>.capgo.zip
+    length: int
+    session_key: str  # base64(IV) ":" base64(RSA type-1 block of the AES key)
+    checksum: str  # 512 lowercase hex: RSA type-1 block over the raw SHA-256 of the zip ("V3")
+    key_id: str  # the plugin's key_id of the public key (first 20 base64 chars of the PKCS#1 body)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form inside a release entry."""
+        return {
+            "sha256": self.sha256,
+            "length": self.length,
+            "session_key": self.session_key,
+            "checksum": self.checksum,
+            "key_id": self.key_id,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: object, where: str) -> CapgoArtifact:
+        """Parse a release's ``capgo`` member."""
+        r = _Reader(doc, where)
+        checksum = r.get("checksum", str)
+        if not CAPGO_CHECKSUM_RE.fullmatch(checksum):
+            raise _Reader._bad(f"{where}.checksum", "512 lowercase hex digits")  # noqa: SLF001
+        session_key = r.get("session_key", str)
+        parts = session_key.split(":")
+        if len(parts) != 2 or not all(parts):  # noqa: PLR2004 - IV and key
+            raise _Reader._bad(f"{where}.session_key", "base64(IV):base64(RSA block)")  # noqa: SLF001
+        key_id = r.get("key_id", str)
+        if not CAPGO_KEY_ID_RE.fullmatch(key_id):
+            raise _Reader._bad(f"{where}.key_id", "1–20 base64 characters")  # noqa: SLF001
+        return cls(
+            sha256=r.digest("sha256"),
+            length=r.int_("length"),
+            session_key=session_key,
+            checksum=checksum,
+            key_id=key_id,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class Release:
     """One sealed bundle and how a channel serves it."""
@@ -253,6 +304,7 @@ class Release:
     paused: bool = False
     commit: str | None = None
     pr: int | None = None
+    capgo: CapgoArtifact | None = None
 
     @property
     def short(self) -> str:
@@ -272,8 +324,8 @@ class Release:
         return replace(self, rollout_bp=basis_points, paused=paused)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form inside a channel manifest."""
-        return {
+        """JSON form inside a channel manifest (``capgo`` only when the release has one)."""
+        doc: dict[str, Any] = {
             "label": self.label,
             "counter": self.counter,
             "bundle": {"sha256": self.sha256, "length": self.length},
@@ -288,6 +340,9 @@ class Release:
             "source": {"commit": self.commit, "pr": self.pr},
             "published": format_time(self.published),
         }
+        if self.capgo is not None:
+            doc["capgo"] = self.capgo.to_dict()
+        return doc
 
     @classmethod
     def from_dict(cls, doc: object, where: str) -> Release:
@@ -315,6 +370,9 @@ class Release:
             paused=rollout.get("paused", bool),
             commit=source.get("commit", str, optional=True),
             pr=source.nat("pr", optional=True),
+            capgo=None
+            if r.doc.get("capgo") is None
+            else CapgoArtifact.from_dict(r.doc["capgo"], f"{where}.capgo"),
         )
 
 

@@ -33,6 +33,11 @@ def bundle_key(app: str, sha256: str) -> str:
     return f"{app}/bundles/{sha256}.cub"
 
 
+def capgo_key(app: str, sha256: str) -> str:
+    """Key of a release's Capgo-format artifact, named by its own (ciphertext) digest."""
+    return f"{app}/bundles/{sha256}.capgo.zip"
+
+
 def index_key(app: str, sha256: str) -> str:
     """Key of a release's file index, sealed to the CI report key only (see ADR 0005)."""
     return f"{app}/indexes/{sha256}.cub"
