@@ -1,0 +1,1 @@
+"""``otaseal serve``: the self-hosted endpoint for ``@capgo/capacitor-updater``, and its stats."""
