@@ -156,5 +156,18 @@ def test_action_requirements_pin_every_package_by_hash() -> None:
         "six",
         "cffi",
         "pycparser",
+        # otaseal serve
+        "starlette",
+        "anyio",
+        "typing-extensions",
+        "uvicorn",
+        "click",
+        "h11",
+        "uvloop",
+        "httptools",
+        "msgspec",
+        "psycopg",
+        "psycopg-binary",
+        "psycopg-pool",
     }
     assert set(pins) == needed
