@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean vectors
+.PHONY: demo test lint typecheck unit bench bench-serve clean vectors
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ vectors: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+
+bench-serve: $(STAMP)
+	$(PY) bench/serve_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
