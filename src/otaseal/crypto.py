@@ -1,8 +1,10 @@
 """The only module that imports ``cryptography``.
 
 Everything above speaks in the small types defined here: :class:`SigningKey`, :class:`PublicKey`,
-:class:`DecryptionKey`, :class:`RecipientKey` and :class:`SegmentCipher`. Key ids are the
-SHA-256 of the public key's DER SubjectPublicKeyInfo, lowercase hex.
+:class:`DecryptionKey`, :class:`RecipientKey` and :class:`SegmentCipher`; for Capgo's format,
+:class:`CapgoPrivateKey`, :class:`CapgoPublicKey`, :class:`CbcEncryptor` and
+:class:`CbcDecryptor`. Key ids are the SHA-256 of the public key's DER SubjectPublicKeyInfo,
+lowercase hex (Capgo's ``key_id`` is its own).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from typing import Final, Literal
 
 from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, hpke, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives import padding as sym_padding
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -301,4 +305,183 @@ class SegmentCipher:
                 "a bundle segment failed authentication (tampered, reordered or truncated)",
                 expected="segments exactly as sealed",
                 fix="the stored bundle is corrupt or was altered; republish it",
+            ) from None
+
+
+# --- Capgo's RSA and AES-CBC (docs/SPEC.md, "Capgo format") -------------------------------------
+CAPGO_RSA_BITS: Final = 2048
+CAPGO_BLOCK_SIZE: Final = CAPGO_RSA_BITS // 8
+CAPGO_AES_KEY_SIZE: Final = 16
+_CAPGO_PRIVATE_PEM = b"-----BEGIN RSA PRIVATE KEY-----"
+_CAPGO_PUBLIC_PEM = b"-----BEGIN RSA PUBLIC KEY-----"
+_TYPE1_MIN_PADDING = 8
+_PKCS1 = serialization.PublicFormat.PKCS1
+_TRADITIONAL = serialization.PrivateFormat.TraditionalOpenSSL
+_CAPGO_FIX = (
+    "make the pair with `otaseal keygen --kind capgo`, or convert an existing RSA-2048 key with "
+    "`openssl rsa -in KEY -traditional -out key.pem`"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CapgoPublicKey:
+    """The RSA-2048 PKCS#1 public key a Capgo app ships as ``publicKey``."""
+
+    pem: bytes  # "-----BEGIN RSA PUBLIC KEY-----" ... as the plugin requires
+
+    @property
+    def key_id(self) -> str:
+        """The plugin's ``key_id``: the first 20 characters of the PEM's base64 body."""
+        body = b"".join(
+            line.strip() for line in self.pem.splitlines() if not line.startswith(b"-----")
+        )
+        return body[:20].decode("ascii")
+
+    def recover(self, block: bytes) -> bytes:
+        """Undo the private-key type-1 operation; raise :class:`DecryptionError` if it fails."""
+        if len(block) != CAPGO_BLOCK_SIZE:
+            raise DecryptionError(
+                f"an RSA block of {len(block)} bytes",
+                expected=f"{CAPGO_BLOCK_SIZE} bytes (RSA-2048), as the plugin requires",
+            )
+        key = serialization.load_pem_public_key(self.pem)
+        assert isinstance(key, rsa.RSAPublicKey)  # noqa: S101 - checked on load
+        try:
+            return key.recover_data_from_signature(block, padding.PKCS1v15(), None)
+        except InvalidSignature:
+            raise DecryptionError(
+                "an RSA block does not open with the Capgo public key",
+                expected="a block made by the matching private key (PKCS#1 type 1)",
+                fix="the artifact was altered or made with another key; republish it",
+            ) from None
+
+
+class CapgoPrivateKey:
+    """The RSA-2048 private key that makes Capgo session keys and checksums (CI only)."""
+
+    __slots__ = ("_d", "_key", "_n", "public")
+
+    def __init__(self, key: rsa.RSAPrivateKey) -> None:
+        self._key = key
+        numbers = key.private_numbers()
+        self._d = numbers.d
+        self._n = numbers.public_numbers.n
+        self.public = CapgoPublicKey(key.public_key().public_bytes(_PEM, _PKCS1))
+
+    def __repr__(self) -> str:
+        return f"CapgoPrivateKey(key_id={self.public.key_id})"
+
+    def type1(self, message: bytes) -> bytes:
+        """``00 01 FF.. 00 || message`` raised to ``d`` mod ``n``: Node's ``privateEncrypt``.
+
+        Capgo signs raw bytes with no DigestInfo, which no ``cryptography`` API does, so the
+        padding is built here. The result is checked with the public key before it leaves.
+        """
+        run = CAPGO_BLOCK_SIZE - 3 - len(message)
+        if run < _TYPE1_MIN_PADDING:
+            raise ValueError("message too long for an RSA-2048 type-1 block")
+        encoded = b"\x00\x01" + b"\xff" * run + b"\x00" + message
+        value = pow(int.from_bytes(encoded, "big"), self._d, self._n)
+        block = value.to_bytes(CAPGO_BLOCK_SIZE, "big")
+        if self.public.recover(block) != message:  # pragma: no cover - a fault, not an input
+            raise DecryptionError("the RSA private-key operation gave a wrong result")
+        return block
+
+    def to_pem(self) -> bytes:
+        """Unencrypted PKCS#1 PEM (``BEGIN RSA PRIVATE KEY``), as Capgo's CLI writes it."""
+        return self._key.private_bytes(_PEM, _TRADITIONAL, serialization.NoEncryption())
+
+
+def generate_capgo_key() -> CapgoPrivateKey:
+    """Make a new RSA-2048 pair (e = 65537), as ``capgo key create`` does."""
+    return CapgoPrivateKey(rsa.generate_private_key(65537, CAPGO_RSA_BITS))
+
+
+def _not_capgo(source: str, what: str, expected: str) -> KeyMaterialError:
+    return KeyMaterialError(f"{source} {what}", expected=expected, fix=_CAPGO_FIX)
+
+
+def load_capgo_private_key(data: bytes, *, source: str = "the Capgo key") -> CapgoPrivateKey:
+    """Load a PKCS#1 RSA-2048 private key (PEM, or its DER); anything else is refused."""
+    expected = "an RSA-2048 private key in PKCS#1 form (-----BEGIN RSA PRIVATE KEY-----)"
+    pem = data.lstrip().startswith(b"-----BEGIN")
+    if pem and data.strip().startswith(_CAPGO_PUBLIC_PEM):
+        raise _not_capgo(source, "is the Capgo public key", expected + ", the private half")
+    if pem and not data.strip().startswith(_CAPGO_PRIVATE_PEM):
+        raise _not_capgo(source, "is not a PKCS#1 RSA private key", expected)
+    try:
+        key = (
+            serialization.load_pem_private_key(data.strip(), password=None)
+            if pem
+            else serialization.load_der_private_key(data, password=None)
+        )
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise _not_capgo(source, "is not a readable PKCS#1 RSA private key", expected) from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise _not_capgo(source, "is not an RSA key", expected)
+    if not pem and key.private_bytes(_DER, _TRADITIONAL, serialization.NoEncryption()) != data:
+        raise _not_capgo(source, "is a DER key that is not in PKCS#1 form", expected)
+    if key.key_size != CAPGO_RSA_BITS:
+        raise _not_capgo(
+            source,
+            f"is an RSA-{key.key_size} key",
+            expected + ": the plugin reads 256-byte blocks only",
+        )
+    return CapgoPrivateKey(key)
+
+
+def load_capgo_public_key(data: bytes, *, source: str = "the Capgo public key") -> CapgoPublicKey:
+    """Load the PKCS#1 RSA-2048 public key (``BEGIN RSA PUBLIC KEY``), the only form apps load."""
+    expected = "an RSA-2048 public key in PKCS#1 form (-----BEGIN RSA PUBLIC KEY-----)"
+    if not data.strip().startswith(_CAPGO_PUBLIC_PEM):
+        raise _not_capgo(source, "is not a PKCS#1 RSA public key", expected)
+    try:
+        key = serialization.load_pem_public_key(data.strip())
+    except (ValueError, UnsupportedAlgorithm):
+        raise _not_capgo(source, "is not a readable PKCS#1 RSA public key", expected) from None
+    if not isinstance(key, rsa.RSAPublicKey) or key.key_size != CAPGO_RSA_BITS:
+        raise _not_capgo(source, "is not an RSA-2048 key", expected)
+    return CapgoPublicKey(key.public_bytes(_PEM, _PKCS1))
+
+
+class CbcEncryptor:
+    """AES-128-CBC with PKCS#7 padding, fed in pieces: constant memory for any zip size."""
+
+    __slots__ = ("_cipher", "_padder")
+
+    def __init__(self, key: bytes, iv: bytes) -> None:
+        self._cipher = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+        self._padder = sym_padding.PKCS7(128).padder()
+
+    def update(self, data: bytes) -> bytes:
+        """Ciphertext for the whole blocks available so far."""
+        return self._cipher.update(self._padder.update(data))
+
+    def finalize(self) -> bytes:
+        """The last block(s), padding included (a full block when the input is aligned)."""
+        return self._cipher.update(self._padder.finalize()) + self._cipher.finalize()
+
+
+class CbcDecryptor:
+    """AES-128-CBC decryption; unauthenticated, so callers check the checksum afterwards."""
+
+    __slots__ = ("_cipher", "_unpadder")
+
+    def __init__(self, key: bytes, iv: bytes) -> None:
+        self._cipher = Cipher(algorithms.AES(key), modes.CBC(iv)).decryptor()
+        self._unpadder = sym_padding.PKCS7(128).unpadder()
+
+    def update(self, data: bytes) -> bytes:
+        """Plaintext so far (the last block is held back until :meth:`finalize`)."""
+        return self._unpadder.update(self._cipher.update(data))
+
+    def finalize(self) -> bytes:
+        """The rest; a length that is not whole blocks, or bad padding, is refused."""
+        try:
+            return self._unpadder.update(self._cipher.finalize()) + self._unpadder.finalize()
+        except ValueError:
+            raise DecryptionError(
+                "the Capgo artifact does not decrypt: its length or padding is wrong",
+                expected="AES-128-CBC with PKCS#7 padding under the session key",
+                fix="the artifact was altered or cut short; republish it",
             ) from None
