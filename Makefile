@@ -22,7 +22,22 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict src
 
-unit: $(STAMP)
+# System programs the tests start: PostgreSQL's initdb/pg_ctl. Installed from Debian only when
+# missing and we are root (or have sudo); otherwise the PostgreSQL tests skip and name the package.
+sysdeps:
+	@if command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
+		echo "sysdeps: pg_ctl found"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "sysdeps: no pg_ctl; running apt-get install -y --no-install-recommends postgresql"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
+	elif command -v sudo >/dev/null 2>&1; then \
+		echo "sysdeps: no pg_ctl; running sudo apt-get install -y --no-install-recommends postgresql"; \
+		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
+	else \
+		echo "sysdeps: no pg_ctl and not root: PostgreSQL tests will skip (install Debian's postgresql)"; \
+	fi
+
+unit: $(STAMP) sysdeps
 	$(VENV)/bin/pytest --cov --cov-branch --cov-report=term --cov-fail-under=90
 
 test: lint typecheck unit
