@@ -778,3 +778,23 @@ def resolve_recipient(
     except KeyMaterialError:
         held.replay(real)  # not a public key after all: treat everything seen as secret
         raise
+
+
+def resolve_capgo_key(
+    ref: str, *, mask: Masker, env: Mapping[str, str] = os.environ
+) -> crypto.CapgoPrivateKey:
+    """The RSA-2048 PKCS#1 key for Capgo's format; a remote signer is refused with the reason."""
+    look = _lookup(ref, "the Capgo key, keys.capgo", mask, env)
+    if _parse(ref).scheme in {"kms", "vault-transit"}:
+        raise look.at.error(
+            ": a remote signer cannot make Capgo's session key and checksum. They need the "
+            "raw RSA private-key operation (PKCS#1 type-1 padding over the bytes themselves, "
+            "with no digest prefix), which AWS KMS does not offer and otaseal does not ask of "
+            "Vault transit",
+            expected="the RSA-2048 PKCS#1 private key itself: a PEM value or its base64, env:, "
+            "file:, aws-sm:// or vault://",
+            fix="keep the key made by `otaseal keygen --kind capgo` in AWS Secrets Manager or "
+            "Vault KV and point keys.capgo at it (aws-sm:// or vault://); the channel keys can "
+            "stay in the remote signer",
+        )
+    return crypto.load_capgo_private_key(_resolve(ref, look), source=look.at.desc)
