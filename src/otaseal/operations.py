@@ -9,6 +9,7 @@ on the last complete release; the next operation on the channel moves a lagging 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets as _random
@@ -36,12 +37,14 @@ from otaseal.model import (
     Root,
     channel_role,
 )
-from otaseal.store import bundle_key, index_key, manifest_key, pointer_key, root_key
+from otaseal.store import bundle_key, capgo_key, index_key, manifest_key, pointer_key, root_key
 
 if TYPE_CHECKING:
-    from otaseal.archive import Index
+    from otaseal.archive import Index, PackResult
     from otaseal.config import Config
-    from otaseal.crypto import DecryptionKey, RecipientKey
+    from otaseal.crypto import CapgoPrivateKey, DecryptionKey, RecipientKey
+    from otaseal.formats.capgo import CapgoResult
+    from otaseal.formats.sealed import SealResult
     from otaseal.secrets import Masker
     from otaseal.store import Storage
 
@@ -164,6 +167,24 @@ class Project:
                 fix=f"point `{field_name}` at the .pub.pem made by `otaseal keygen --kind "
                 "encryption`; devices could not decrypt bundles sealed to a signing key",
             )
+
+    def capgo_key(self) -> CapgoPrivateKey | None:
+        """The Capgo format's RSA key when ``formats`` lists capgo; refused early when missing."""
+        from otaseal.errors import ConfigError  # noqa: PLC0415
+        from otaseal.secrets import resolve_capgo_key  # noqa: PLC0415
+
+        if "capgo" not in self.config.formats:
+            return None
+        ref = self.config.keys.get("capgo")
+        if ref is None:
+            raise ConfigError(
+                f"{self.config.path} lists the capgo format but names no key for it",
+                expected="keys.capgo set to the RSA-2048 PKCS#1 private key (file:, env:, "
+                "aws-sm://, vault:// or an inline value)",
+                fix="make one with `otaseal keygen --kind capgo --out keys/capgo.pem` and add "
+                "`capgo: file:keys/capgo.pem` under `keys:`, or drop capgo from `formats`",
+            )
+        return resolve_capgo_key(ref, mask=self.mask, env=self.environment)
 
     def report_recipient(self) -> RecipientKey | None:
         """The CI report key's public half, if the project has one."""
@@ -336,6 +357,15 @@ class PublishResult:
         """Whether the same build was already the channel's current release."""
         return self.change.noop
 
+    @property
+    def capgo_path(self) -> str | None:
+        """Where the release's Capgo artifact is: the store's name joined with its key."""
+        capgo = self.release.capgo
+        if capgo is None:
+            return None
+        app = self.change.manifest.app
+        return self.store.rstrip("/") + "/" + capgo_key(app, capgo.sha256)
+
 
 def check_label(label: str) -> str:
     """A release label people read, e.g. 1.4.2."""
@@ -363,9 +393,6 @@ def publish(
     notice: Notice = _quiet,
 ) -> PublishResult:
     """Pack, seal and sign ``build_dir`` as the newest release of ``channel``."""
-    from otaseal.archive import pack  # noqa: PLC0415 - keep CLI start-up light
-    from otaseal.formats.sealed import SealWriter  # noqa: PLC0415
-
     project.config.check_channel(channel)
     basis_points = percent_to_bp(rollout)
     if label is not None:
@@ -378,12 +405,10 @@ def publish(
     signer = project.signer(channel)
     recipients = project.recipients()
     report_to = project.report_recipient()
+    capgo_signer = project.capgo_key()
     with tempfile.TemporaryDirectory(prefix="otaseal-publish-") as tmp:
-        sealed_path = Path(tmp) / "bundle.cub"
-        with sealed_path.open("wb") as out:
-            writer = SealWriter(out, recipients)
-            packed = pack(build_dir, writer, allow=allow)
-            sealed = writer.close()
+        made = _pack_formats(build_dir, Path(tmp), recipients, capgo_signer, allow)
+        packed, sealed, capgo = made.packed, made.sealed, made.capgo
         for warning in packed.warnings:
             notice(f"warning: {warning}")
         ensure_roots(project)
@@ -397,15 +422,10 @@ def publish(
         def build(head: Head) -> ChannelManifest | None:
             nonlocal uploaded
             current = head.manifest.current if head.manifest else None
-            if current is not None and current.plaintext_sha256 == packed.sha256:
+            if current is not None and _same_build(current, packed.sha256, capgo):
                 return None
             if not uploaded:
-                project.store.create_from_file(bundle_key(project.app, sealed.sha256), sealed_path)
-                if report_to is not None:
-                    project.store.create(
-                        index_key(project.app, sealed.sha256),
-                        _seal_bytes(packed.index.to_json(), report_to),
-                    )
+                _upload(project, made, report_to)
                 uploaded = True
             listed = head.manifest.releases if head.manifest else ()
             counter = max([counter_floor, *(r.counter for r in listed)]) + 1
@@ -425,6 +445,7 @@ def publish(
                 rollout_salt=_new_salt(),
                 commit=commit,
                 pr=pr,
+                capgo=capgo.artifact() if capgo is not None else None,
             )
             return _next_manifest(
                 project,
@@ -445,6 +466,68 @@ def publish(
     elif change.noop:
         notice(f"{channel} already serves this build as {current.short}; nothing published")
     return PublishResult(change, current, packed.warnings, project.store.describe())
+
+
+@dataclass(frozen=True, slots=True)
+class _Made:
+    """One pass over the build: the zip's facts and the files of each format, still local."""
+
+    packed: PackResult
+    sealed: SealResult
+    sealed_path: Path
+    capgo: CapgoResult | None
+    capgo_path: Path
+
+
+def _pack_formats(
+    build_dir: Path,
+    tmp: Path,
+    recipients: Sequence[RecipientKey],
+    capgo_signer: CapgoPrivateKey | None,
+    allow: Sequence[str],
+) -> _Made:
+    """Pack once; the zip streams into the sealed writer and, when asked, the Capgo writer."""
+    from otaseal.archive import pack  # noqa: PLC0415 - keep CLI start-up light
+    from otaseal.formats.capgo import CapgoWriter, Tee  # noqa: PLC0415
+    from otaseal.formats.sealed import SealWriter  # noqa: PLC0415
+
+    sealed_path, capgo_path = tmp / "bundle.cub", tmp / "bundle.capgo.zip"
+    capgo = None
+    with sealed_path.open("wb") as out, contextlib.ExitStack() as stack:
+        writer = SealWriter(out, recipients)
+        if capgo_signer is None:
+            packed = pack(build_dir, writer, allow=allow)
+        else:
+            capgo_out = stack.enter_context(capgo_path.open("wb"))
+            capgo_writer = CapgoWriter(capgo_out, capgo_signer)
+            packed = pack(build_dir, Tee(writer, capgo_writer), allow=allow)
+            capgo = capgo_writer.close()
+        sealed = writer.close()
+    return _Made(packed, sealed, sealed_path, capgo, capgo_path)
+
+
+def _upload(project: Project, made: _Made, report_to: RecipientKey | None) -> None:
+    """Content-addressed, create-only uploads, all before the versioned manifest names them."""
+    app = project.app
+    project.store.create_from_file(bundle_key(app, made.sealed.sha256), made.sealed_path)
+    if made.capgo is not None:
+        project.store.create_from_file(capgo_key(app, made.capgo.sha256), made.capgo_path)
+    if report_to is not None:
+        project.store.create(
+            index_key(app, made.sealed.sha256),
+            _seal_bytes(made.packed.index.to_json(), report_to),
+        )
+
+
+def _same_build(current: Release, plaintext_sha256: str, capgo: CapgoResult | None) -> bool:
+    """A no-op publish: the same zip, and a Capgo artifact already there when one is wanted.
+
+    The Capgo artifact's bytes differ on every run (fresh AES key and IV), so it is compared by
+    the key that made it, not by digest.
+    """
+    if current.plaintext_sha256 != plaintext_sha256:
+        return False
+    return capgo is None or (current.capgo is not None and current.capgo.key_id == capgo.key_id)
 
 
 def _seal_bytes(data: bytes, recipient: RecipientKey) -> bytes:
@@ -511,6 +594,13 @@ def promote(
     if not project.store.exists(bundle_key(project.app, release.sha256)):
         raise StoreError(
             f"the bundle of {release.short} is missing from the store", fix="republish the release"
+        )
+    if release.capgo is not None and not project.store.exists(
+        capgo_key(project.app, release.capgo.sha256)
+    ):
+        raise StoreError(
+            f"the Capgo artifact of {release.short} is missing from the store",
+            fix="republish the release",
         )
 
     def build(head: Head) -> ChannelManifest | None:
