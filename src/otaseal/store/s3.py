@@ -365,6 +365,20 @@ class S3Store:
             fix="The store holds something other than what was published; republish it",
         )
 
+    def presign(self, key: str, expires: int) -> str:
+        """A GET URL for ``key`` valid ``expires`` seconds (``serve`` without a public URL).
+
+        Signed locally with the store's credentials; no request is sent.
+        """
+        with self._translate("presign", key):
+            return str(
+                self._s3.generate_presigned_url(
+                    "get_object",
+                    Params={"Bucket": self._bucket, "Key": self._full_key(key)},
+                    ExpiresIn=expires,
+                )
+            )
+
     def create(self, key: str, data: bytes) -> bool:
         """Create-only write; False (and nothing written) when ``key`` already exists."""
         with self._locked(key) as lease:
