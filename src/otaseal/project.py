@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from otaseal import dsse
-from otaseal.config import CONFIG_NAME
+from otaseal.config import CONFIG_NAME, FORMATS
 from otaseal.crypto import (
+    CapgoPrivateKey,
     DecryptionKey,
     SigningKey,
+    generate_capgo_key,
     generate_decryption_key,
     generate_signing_key,
 )
@@ -20,6 +23,7 @@ from otaseal.model import Role, Root, channel_role, check_name
 from otaseal.store import root_key
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
 ROOT_LIFETIME = timedelta(days=365)
@@ -55,19 +59,30 @@ class KeygenResult:
     public_key: Path
     keyid: str
     algorithm: str
+    capacitor_public_key: str | None = None  # capgo: the publicKey value, as a JSON string
+
+
+def capacitor_public_key(key: CapgoPrivateKey) -> str:
+    """The ``publicKey`` value for ``capacitor.config``: the PKCS#1 PEM as a JSON string."""
+    return json.dumps(key.public.pem.decode("ascii"))
 
 
 def keygen(kind: str, out: Path, *, algorithm: str = "ecdsa-p256-sha256") -> KeygenResult:
-    """Make one signing or encryption key; the public half goes next to it as ``.pub.pem``."""
-    key: SigningKey | DecryptionKey
+    """Make one signing, encryption or Capgo key; the public half goes next to it (``.pub.pem``)."""
+    key: SigningKey | DecryptionKey | CapgoPrivateKey
+    capacitor = None
     if kind == "signing":
         key = generate_signing_key(algorithm)
         public_pem, keyid, alg = key.public.to_pem(), key.keyid, key.algorithm
     elif kind == "encryption":
         key = generate_decryption_key()
         public_pem, keyid, alg = key.public.to_pem(), key.public.keyid, "hpke-p256"
+    elif kind == "capgo":
+        key = generate_capgo_key()
+        public_pem, keyid, alg = key.public.pem, key.public.key_id, "rsa-2048-pkcs1"
+        capacitor = capacitor_public_key(key)
     else:
-        raise InputError(f"unknown key kind {kind!r}", expected="signing or encryption")
+        raise InputError(f"unknown key kind {kind!r}", expected="signing, encryption or capgo")
     if not out.parent.is_dir():
         raise InputError(
             f"the folder {out.parent} does not exist", fix="create it first or pass another --out"
@@ -75,7 +90,7 @@ def keygen(kind: str, out: Path, *, algorithm: str = "ecdsa-p256-sha256") -> Key
     public = _public_path(out)
     write_private(out, key.to_pem())
     public.write_bytes(public_pem)
-    return KeygenResult(kind, out, public, keyid, alg)
+    return KeygenResult(kind, out, public, keyid, alg, capacitor)
 
 
 def make_root(
@@ -112,13 +127,35 @@ class InitResult:
     store: Path
     keys: dict[str, Path]
     decryption_key: Path
+    formats: tuple[str, ...] = ("sealed",)
+    capgo_private_key: Path | None = None
+    capgo_public_key: Path | None = None
+    capacitor_public_key: str | None = None
+
+
+def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    """``sealed`` or ``sealed,capgo``: the sealed format is always published."""
+    chosen = tuple(dict.fromkeys(f.strip() for f in formats if f.strip()))
+    if "sealed" not in chosen or not set(chosen) <= set(FORMATS):
+        raise InputError(
+            f"formats {','.join(chosen) or '(none)'} are not allowed",
+            expected="sealed, or sealed,capgo",
+            fix="pass --formats sealed,capgo to publish Capgo's format as well",
+        )
+    return chosen
 
 
 def init_project(
-    app: str, directory: Path, *, now: datetime, algorithm: str = "ecdsa-p256-sha256"
+    app: str,
+    directory: Path,
+    *,
+    now: datetime,
+    algorithm: str = "ecdsa-p256-sha256",
+    formats: Sequence[str] = ("sealed",),
 ) -> InitResult:
     """Create keys, a signed root.json v1, otaseal.yml and a folder store."""
     check_name(app, "app id")
+    formats = check_formats(formats)
     config_path = directory / CONFIG_NAME
     if config_path.exists():
         raise InputError(
@@ -147,6 +184,14 @@ def init_project(
     report_path = keys_dir / "report.pem"
     write_private(report_path, report.to_pem())
     _public_path(report_path).write_bytes(report.public.to_pem())
+    capgo_path, capgo_public, capacitor = None, None, None
+    if "capgo" in formats:
+        capgo = generate_capgo_key()
+        capgo_path = keys_dir / "capgo.pem"
+        capgo_public = _public_path(capgo_path)
+        write_private(capgo_path, capgo.to_pem())
+        capgo_public.write_bytes(capgo.public.pem)
+        capacitor = capacitor_public_key(capgo)
     (keys_dir / ".gitignore").write_text("# private keys never go into git\n*.pem\n!*.pub.pem\n")
 
     root = make_root(
@@ -171,13 +216,27 @@ def init_project(
         f"channels: [{', '.join(DEFAULT_CHANNELS)}]\n"
         "keys:                   # file:PATH, env:NAME, aws-sm://, vault://, kms://, ...\n"
         + "".join(f"  {role}: file:keys/{role}.pem\n" for role in signers)
+        + (
+            "  capgo: file:keys/capgo.pem   # RSA-2048 PKCS#1, for the capgo format\n"
+            if capgo_path
+            else ""
+        )
         + "recipients:             # app decryption PUBLIC keys (several during a rotation)\n"
         "  - file:keys/app-decryption.pub.pem\n"
         "# CI-only key: lets the Action read a previous release's file list for the PR comment\n"
         "report_recipient: file:keys/report.pub.pem\n"
-        "manifest_expiry_days: 30\n",
+        "manifest_expiry_days: 30\n"
+        f"formats: [{', '.join(formats)}]   # sealed always; capgo for @capgo/capacitor-updater\n",
         encoding="utf-8",
     )
     return InitResult(
-        config_path, root_path, store, {**paths, "report": report_path}, decryption_path
+        config_path,
+        root_path,
+        store,
+        {**paths, "report": report_path},
+        decryption_path,
+        formats,
+        capgo_path,
+        capgo_public,
+        capacitor,
     )
