@@ -84,25 +84,42 @@ def cmd_init(args: argparse.Namespace, out: Output) -> int:
     from otaseal.operations import now_utc  # noqa: PLC0415
     from otaseal.project import init_project  # noqa: PLC0415
 
-    result = init_project(args.app, Path(args.dir), now=now_utc(), algorithm=args.algorithm)
+    result = init_project(
+        args.app,
+        Path(args.dir),
+        now=now_utc(),
+        algorithm=args.algorithm,
+        formats=args.formats.split(","),
+    )
     doc: dict[str, object] = {
         "config": str(result.config),
         "root": str(result.root),
         "store": str(result.store),
         "keys": {k: str(v) for k, v in result.keys.items()},
         "decryption_key": str(result.decryption_key),
+        "formats": list(result.formats),
     }
-    out.result(
-        doc,
-        [
-            f"created {result.config}",
-            f"  root       {result.root} (version 1)",
-            f"  store      {result.store}",
-            *(f"  key        {role}: {path} (0600)" for role, path in result.keys.items()),
-            f"  decryption {result.decryption_key} (0600; ships inside the app)",
-            "Private keys were written 0600 and are never printed. Keep keys/ out of git.",
-        ],
-    )
+    lines = [
+        f"created {result.config}",
+        f"  root       {result.root} (version 1)",
+        f"  store      {result.store}",
+        *(f"  key        {role}: {path} (0600)" for role, path in result.keys.items()),
+        f"  decryption {result.decryption_key} (0600; ships inside the app)",
+    ]
+    if result.capgo_private_key and result.capgo_public_key:
+        doc |= {
+            "capgo_private_key": str(result.capgo_private_key),
+            "capgo_public_key": str(result.capgo_public_key),
+            "capacitor_public_key": json.loads(result.capacitor_public_key or '""'),
+        }
+        lines += [
+            f"  capgo      {result.capgo_private_key} (0600; CI only)",
+            f"  capgo pub  {result.capgo_public_key} (ships inside the app)",
+            "In capacitor.config, under plugins.CapacitorUpdater:",
+            f'  "publicKey": {result.capacitor_public_key}',
+        ]
+    lines.append("Private keys were written 0600 and are never printed. Keep keys/ out of git.")
+    out.result(doc, lines)
     return 0
 
 
@@ -111,20 +128,29 @@ def cmd_keygen(args: argparse.Namespace, out: Output) -> int:
     from otaseal.project import keygen  # noqa: PLC0415
 
     result = keygen(args.kind, Path(args.out), algorithm=args.algorithm)
-    out.result(
-        {
-            "kind": result.kind,
-            "private_key": str(result.private_key),
-            "public_key": str(result.public_key),
-            "keyid": result.keyid,
-            "algorithm": result.algorithm,
-        },
-        [
-            f"{result.kind} key ({result.algorithm}) written to {result.private_key} (0600)",
-            f"public key {result.public_key}",
-            f"key id {result.keyid}",
-        ],
-    )
+    doc: dict[str, object] = {
+        "kind": result.kind,
+        "private_key": str(result.private_key),
+        "public_key": str(result.public_key),
+        "keyid": result.keyid,
+        "algorithm": result.algorithm,
+    }
+    lines = [
+        f"{result.kind} key ({result.algorithm}) written to {result.private_key} (0600)",
+        f"public key {result.public_key}",
+        f"key id {result.keyid}",
+    ]
+    if result.capacitor_public_key is not None:
+        doc |= {
+            "key_id": result.keyid,
+            "capacitor_public_key": json.loads(result.capacitor_public_key),
+        }
+        lines += [
+            "In capacitor.config, under plugins.CapacitorUpdater:",
+            f'  "publicKey": {result.capacitor_public_key}',
+            "Set keys.capgo in otaseal.yml to the private key and add capgo to `formats`.",
+        ]
+    out.result(doc, lines)
     return 0
 
 
@@ -190,6 +216,7 @@ def cmd_publish(args: argparse.Namespace, out: Output) -> int:
         "unpacked_size": release.unpacked_size,
         "store": result.store,
         "warnings": list(result.warnings),
+        "formats": ["sealed", "capgo"] if release.capgo else ["sealed"],
     }
     lines = _change_lines(result.change)
     if not result.noop:
@@ -197,6 +224,17 @@ def cmd_publish(args: argparse.Namespace, out: Output) -> int:
             f"  {release.files} files, {release.unpacked_size} bytes → sealed bundle "
             f"{release.length} bytes, sha256 {release.sha256}"
         )
+    if release.capgo is not None:
+        doc["capgo"] = {
+            "path": result.capgo_path,
+            "session_key": release.capgo.session_key,
+            "checksum": release.capgo.checksum,
+        }
+        if not result.noop:
+            lines.append(
+                f"  Capgo artifact {release.capgo.length} bytes at {result.capgo_path} "
+                f"(key_id {release.capgo.key_id})"
+            )
     out.result(doc, lines)
     return 0
 
@@ -403,9 +441,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--algorithm", default="ecdsa-p256-sha256", choices=["ecdsa-p256-sha256", "ed25519"]
     )
+    p.add_argument(
+        "--formats",
+        default="sealed",
+        help="sealed (default) or sealed,capgo: also publish @capgo/capacitor-updater's format",
+    )
 
-    p = command("keygen", cmd_keygen, "Make one signing or encryption key.")
-    p.add_argument("--kind", required=True, choices=["signing", "encryption"])
+    p = command("keygen", cmd_keygen, "Make one signing, encryption or Capgo (RSA-2048) key.")
+    p.add_argument("--kind", required=True, choices=["signing", "encryption", "capgo"])
     p.add_argument("--out", required=True, help="private key path (public: .pub.pem)")
     p.add_argument(
         "--algorithm", default="ecdsa-p256-sha256", choices=["ecdsa-p256-sha256", "ed25519"]

@@ -814,4 +814,5 @@ def release_dict(release: Release | None) -> dict[str, object] | None:
         "native_max": release.native_max,
         "commit": release.commit,
         "pr": release.pr,
+        "capgo": release.capgo.to_dict() if release.capgo else None,
     }

@@ -24,7 +24,7 @@ def test_whole_flow_as_json(
 ) -> None:
     code, init, _ = run(capsys, "init", "--app", "com.example.cli", "--dir", str(tmp_path / "p"))
     assert code == 0
-    assert set(init) == {"config", "root", "store", "keys", "decryption_key"}
+    assert set(init) == {"config", "root", "store", "keys", "decryption_key", "formats"}
     assert set(init["keys"]) >= {"root", "beta", "production"}  # type: ignore[arg-type]
     monkeypatch.chdir(tmp_path / "p")
     code, pub, _ = run(
