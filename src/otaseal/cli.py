@@ -410,6 +410,57 @@ def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace, out: Output) -> int:  # noqa: ARG001 - logs, not results
+    """Answer ``@capgo/capacitor-updater`` devices from the store's signed channel manifests."""
+    from otaseal.config import CONFIG_NAME, find_config, load_config  # noqa: PLC0415
+
+    try:
+        from otaseal.serve.run import (  # noqa: PLC0415
+            ServeOptions,
+            default_stats_url,
+            parse_root_option,
+            serve,
+        )
+    except ImportError as exc:
+        raise InputError(
+            f"otaseal serve needs the serve extra ({exc.name} is not installed)",
+            fix="pip install 'otaseal[serve]' (and 'otaseal[postgres]' for PostgreSQL stats)",
+        ) from None
+    config = None
+    if args.config or (Path.cwd() / CONFIG_NAME).is_file():
+        config = load_config(find_config(args.config))
+    roots = tuple(parse_root_option(r) for r in args.root or ())
+    if not roots and config is not None:
+        roots = ((config.app, str(config.root)),)
+    store = args.store or (config.store if config else None)
+    if not store:
+        raise InputError(
+            "serve needs a store",
+            expected="--store PATH or s3://bucket/prefix, or an otaseal.yml in the current folder",
+            fix="pass --store",
+        )
+    if args.workers < 1 or args.stats_retention_days < 1:
+        raise InputError("--workers and --stats-retention-days must be at least 1")
+    serve(
+        ServeOptions(
+            store=store,
+            roots=roots,
+            stats=args.stats or default_stats_url(),
+            public_url=args.public_url,
+            s3_endpoint=args.s3_endpoint or (config.s3_endpoint if config else None),
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            retention_days=args.stats_retention_days,
+            default_channel=args.default_channel,
+            self_assignable=tuple(args.self_assignable or ()),
+            project_self_assignable=((config.app, config.self_assignable),) if config else (),
+            cache_ttl=args.cache_ttl,
+        )
+    )
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
@@ -511,6 +562,42 @@ def _release_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--out", required=True, help="where the verified web build goes")
     p.add_argument("--native", type=int, help="the device's native build number")
     p.add_argument("--now", help="reference time (ISO 8601), for tests")
+
+    _serve_command(command)
+
+
+def _serve_command(command: Callable[..., argparse.ArgumentParser]) -> None:
+    p = command("serve", cmd_serve, "Serve @capgo/capacitor-updater devices (updates, stats).")
+    p.add_argument(
+        "--root",
+        action="append",
+        metavar="[APP=]PATH",
+        help="trusted root.json of an app (repeatable; default: the project's)",
+    )
+    p.add_argument(
+        "--public-url",
+        help="where devices download bundles, e.g. a CDN in front of the store "
+        "(default: presigned S3 URLs, or serve itself for a folder store)",
+    )
+    p.add_argument("--stats", help="sqlite:///PATH (default) or postgresql://…")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--stats-retention-days", type=int, default=90)
+    p.add_argument(
+        "--default-channel",
+        help="channel for devices that name none (default: production, or the only channel)",
+    )
+    p.add_argument(
+        "--self-assignable",
+        action="append",
+        metavar="CHANNEL",
+        help="a channel devices may pick themselves, for every app that has it (repeatable; "
+        "added to otaseal.yml's self_assignable)",
+    )
+    p.add_argument(
+        "--cache-ttl", type=float, default=5.0, help="seconds a verified manifest is reused"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

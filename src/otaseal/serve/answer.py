@@ -1,0 +1,164 @@
+"""The update check's decision: verified manifests + request + what the db knows -> a reply value.
+
+Pure: no clock, no store, no database, no network. ``service.py`` gathers every input, calls
+:func:`answer_update` once and acts on the result. Releases are picked only by
+``trust.pick_release`` and expiry is checked by ``trust.verify_not_expired`` on every call, so the
+server and the reference device cannot disagree. The fall-through is "no update".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
+
+from otaseal import trust
+from otaseal.errors import ExpiredMetadataError
+from otaseal.serve.wire import PLATFORMS, BuiltinReply, NoUpdate
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from datetime import datetime
+
+    from otaseal.model import ChannelManifest, Release
+    from otaseal.serve.db import DeviceFacts
+    from otaseal.serve.wire import InfoObject, UpdateRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A channel whose manifest failed verification (``reason`` is for the server log)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """Serve ``release`` from ``channel``; the caller adds the download URL."""
+
+    channel: str
+    release: Release
+
+
+@dataclass(frozen=True, slots=True)
+class AppView:
+    """What the server knows about one app at the moment of the check.
+
+    ``manifests`` maps each channel the root has a role for to its verified manifest, a
+    :class:`Rejected`, or None (nothing published yet). ``default_channel`` serves devices
+    that name no channel ("" = none).
+    """
+
+    app: str
+    manifests: Mapping[str, ChannelManifest | Rejected | None]
+    default_channel: str = ""
+
+
+Decision = Offer | BuiltinReply | NoUpdate
+
+
+def resolve_channel(view: AppView, request: InfoObject, facts: DeviceFacts) -> str:
+    """Device override (if the app still has it) > request ``defaultChannel`` > app default."""
+    if facts.channel and facts.channel in view.manifests:
+        return facts.channel
+    return request.default_channel or view.default_channel
+
+
+def native_build(request: UpdateRequest) -> int | None:
+    """``version_code`` (Android versionCode, iOS CFBundleVersion) as the native build number.
+
+    None when absent (``capgo probe`` sends none) or not a plain integer.
+    """
+    code = request.version_code
+    return int(code) if code.isdigit() and code.isascii() else None
+
+
+def is_on_builtin(request: UpdateRequest) -> bool:
+    """The plugin reports its shipped bundle as the native ``version_build`` (or ``builtin``)."""
+    return request.version_name in (request.version_build, "builtin")
+
+
+def answer_update(
+    view: AppView,
+    request: UpdateRequest,
+    facts: DeviceFacts,
+    *,
+    now: datetime,
+) -> Decision:
+    """The reply for one update check, in the reference's decision order."""
+    channel = resolve_channel(view, request, facts)
+    manifest = _usable_manifest(view, channel, now)
+    if isinstance(manifest, NoUpdate):
+        return manifest
+    if request.platform not in PLATFORMS:
+        return NoUpdate("unsupported_platform")
+    if manifest.builtin:
+        return NoUpdate("already_on_builtin") if is_on_builtin(request) else BuiltinReply()
+    return _pick(manifest, request, facts)
+
+
+def _usable_manifest(view: AppView, channel: str, now: datetime) -> ChannelManifest | NoUpdate:
+    """The channel's verified, unexpired manifest, or why there is nothing to serve from it."""
+    if channel not in view.manifests:
+        return NoUpdate("no_channel", f"The app has no channel {channel!r}" if channel else "")
+    manifest = view.manifests[channel]
+    if isinstance(manifest, Rejected):
+        return NoUpdate("misconfigured_channel")
+    if manifest is None:
+        return NoUpdate("no_new_version_available")
+    try:
+        trust.verify_not_expired(f"{channel} manifest", manifest.expires, now)
+    except ExpiredMetadataError:
+        return NoUpdate("misconfigured_channel", "The channel's signed manifest has expired")
+    return manifest
+
+
+def _pick(manifest: ChannelManifest, request: UpdateRequest, facts: DeviceFacts) -> Decision:
+    # Versions this device reported as failed are not candidates at all, so a device never
+    # loops download -> boot -> rollback on them; it may still get an older eligible release.
+    candidates = replace(
+        manifest, releases=tuple(r for r in manifest.releases if r.label not in facts.failed)
+    )
+    installed = next(
+        (r.sha256 for r in candidates.releases if r.label == request.version_name), None
+    )
+    native = native_build(request)
+    release = trust.pick_release(
+        candidates, install_id=request.device_id, native=native, installed_sha256=installed
+    )
+    if release is None:
+        return _no_release(candidates, request, native, installed)
+    if native is None and request.version_code and _has_native_range(release):
+        return NoUpdate("unknown_version_build")
+    if release.label == request.version_name:
+        return NoUpdate("no_new_version_available")
+    capgo = release.capgo
+    if capgo is None:
+        return NoUpdate("no_bundle", f"Release {release.label} has no Capgo-format bundle")
+    if request.key_id != capgo.key_id and (request.key_id or request.version_os):
+        # A real plugin always sends version_os, and key_id whenever it has a publicKey;
+        # ``capgo probe`` sends neither, so only it is served without a key_id.
+        return NoUpdate("key_id_mismatch")
+    return Offer(manifest.channel, release)
+
+
+def _has_native_range(release: Release) -> bool:
+    return release.native_min is not None or release.native_max is not None
+
+
+def _no_release(
+    manifest: ChannelManifest, request: UpdateRequest, native: int | None, installed: str | None
+) -> NoUpdate:
+    """Nothing for this device; say "store update required" when only its native build is short."""
+    if native is not None:
+        ignoring_native = trust.pick_release(
+            manifest, install_id=request.device_id, native=None, installed_sha256=installed
+        )
+        if (
+            ignoring_native is not None
+            and ignoring_native.native_min is not None
+            and ignoring_native.native_min > native
+        ):
+            return NoUpdate(
+                "disable_auto_update_under_native", breaking=True, version=ignoring_native.label
+            )
+    return NoUpdate("no_new_version_available")

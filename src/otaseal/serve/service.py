@@ -1,0 +1,433 @@
+"""The I/O around :func:`otaseal.serve.answer.answer_update`: trust pins, store, stats db, clock.
+
+Manifests enter the cache only through ``trust.verify_channel_manifest`` (a failure is logged
+with its reason and the channel answers ``misconfigured_channel``); expiry is re-checked on every
+request by the decision. Stats never sit on the update check's path: events go into a bounded
+queue that one background thread writes in batches; a full queue answers 429.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from otaseal import client, trust
+from otaseal.errors import Error, NotFoundError, StoreError
+from otaseal.model import NAME_RE, SHA256_RE
+from otaseal.serve.answer import AppView, Offer, Rejected, answer_update, resolve_channel
+from otaseal.serve.db import DeviceFacts, StatsError, StatsEvent
+from otaseal.serve.wire import RequestError, UpdateReply
+from otaseal.store import capgo_key, pointer_key
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+
+    from otaseal.model import ChannelManifest, Root
+    from otaseal.serve.db import StatsDb
+    from otaseal.serve.wire import ChannelRequest, InfoObject, Reply, StatsIn, UpdateRequest
+    from otaseal.store import Storage
+
+log = logging.getLogger("otaseal.serve")
+
+#: How long a verified manifest is served before the store is read again.
+DEFAULT_CACHE_TTL = 5.0
+#: Events waiting for the stats writer; beyond this the server answers 429.
+DEFAULT_QUEUE_SIZE = 50_000
+BATCH_SIZE = 1000
+#: Seconds a device is told to wait when the stats writer is behind.
+RETRY_AFTER = 30
+#: Lifetime of a presigned S3 download URL.
+PRESIGN_SECONDS = 3600
+
+
+class OverloadedError(RequestError):
+    """The stats queue is full: 429 with ``Retry-After``."""
+
+    def __init__(self) -> None:
+        super().__init__("too_many_requests")
+        self.retry_after = RETRY_AFTER
+
+
+@dataclass(frozen=True, slots=True)
+class AppTrust:
+    """One app served: its pinned root.json, default channel and self-assignable channels."""
+
+    app: str
+    root: bytes
+    default_channel: str = ""
+    self_assignable: frozenset[str] = frozenset()
+
+
+class BundleUrls(Protocol):
+    """Where a device downloads a Capgo artifact."""
+
+    def url(self, app: str, sha256: str, *, own_base: str) -> str:
+        """Absolute URL of ``<app>/bundles/<sha256>.capgo.zip``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PublicUrls:
+    """``--public-url``: a CDN or bucket website in front of the store."""
+
+    base: str
+
+    def url(self, app: str, sha256: str, *, own_base: str) -> str:  # noqa: ARG002 - Protocol
+        """``BASE/<app>/bundles/<sha>.capgo.zip``."""
+        return f"{self.base.rstrip('/')}/{capgo_key(app, sha256)}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServedUrls:
+    """A folder store without a public URL: serve hands the artifact out itself."""
+
+    def url(self, app: str, sha256: str, *, own_base: str) -> str:
+        """``<this server>/bundles/<app>/<sha>.capgo.zip``."""
+        return f"{own_base.rstrip('/')}/bundles/{app}/{sha256}.capgo.zip"
+
+
+class Presigner(Protocol):
+    """A store that can sign GET URLs (the S3 store)."""
+
+    def presign(self, key: str, expires: int) -> str:
+        """A GET URL valid for ``expires`` seconds."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedUrls:
+    """An S3 store without a public URL: short-lived presigned GET URLs."""
+
+    store: Presigner
+    seconds: int = PRESIGN_SECONDS
+
+    def url(self, app: str, sha256: str, *, own_base: str) -> str:  # noqa: ARG002 - Protocol
+        """A presigned URL of the artifact's key."""
+        return self.store.presign(capgo_key(app, sha256), self.seconds)
+
+
+def wall_clock() -> datetime:
+    """The server's reference time for one request."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class _Cached:
+    view: AppView
+    root: Root
+    root_bytes: bytes
+    loaded: float
+
+
+@dataclass
+class _Counters:
+    dropped_batches: int = 0
+    written: int = 0
+
+
+@dataclass
+class Service:
+    """Everything ``app.py`` calls; thread-safe, no per-request writes."""
+
+    store: Storage
+    apps: dict[str, AppTrust]
+    stats: StatsDb
+    urls: BundleUrls
+    clock: Callable[[], datetime] = wall_clock
+    monotonic: Callable[[], float] = time.monotonic
+    cache_ttl: float = DEFAULT_CACHE_TTL
+    queue_size: int = DEFAULT_QUEUE_SIZE
+    retention_days: int = 90
+    _cache: dict[str, _Cached] = field(default_factory=dict, init=False)
+    _seen: dict[tuple[str, str], int] = field(default_factory=dict, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _queue: queue.Queue[StatsEvent] = field(init=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False)
+    _writer: threading.Thread | None = field(default=None, init=False)
+    counters: _Counters = field(default_factory=_Counters, init=False)
+
+    def __post_init__(self) -> None:
+        self._queue = queue.Queue(maxsize=self.queue_size)
+
+    # --- manifests -----------------------------------------------------------------------------
+    def app_trust(self, app: str) -> AppTrust:
+        """The served app, or ``unknown_app``."""
+        found = self.apps.get(app)
+        if found is None:
+            raise RequestError("unknown_app")
+        return found
+
+    def view(self, app: str) -> AppView:
+        """The app's verified manifests, read from the store at most once per TTL."""
+        pinned = self.app_trust(app)
+        with self._lock:
+            cached = self._cache.get(app)
+            if cached is not None and self.monotonic() - cached.loaded < self.cache_ttl:
+                return cached.view
+            try:
+                fresh = self._load(pinned, cached)
+            except StoreError as exc:
+                if cached is None:
+                    raise
+                # Keep serving what was verified (expiry is still checked per request).
+                log.warning("store unavailable for %s, serving the cached view: %s", app, exc)
+                cached.loaded = self.monotonic()
+                return cached.view
+            self._cache[app] = fresh
+            return fresh.view
+
+    def _load(self, pinned: AppTrust, cached: _Cached | None) -> _Cached:
+        now = self.clock()
+        trusted = trust.verify_trusted_root(pinned.root, app=pinned.app)
+        start, start_bytes = (cached.root, cached.root_bytes) if cached else (trusted, pinned.root)
+        try:
+            root, root_bytes = client.update_root(self.store, start, start_bytes, now)
+        except StoreError:
+            raise
+        except Error as exc:
+            log.warning("root of %s rejected: %s", pinned.app, exc.diagnostics())
+            reason = exc.diagnostics()
+            view = AppView(
+                pinned.app,
+                {c: Rejected(reason) for c in start.channels()},
+                pinned.default_channel,
+            )
+            return _Cached(view, start, start_bytes, self.monotonic())
+        for role in trust.rotated_roles(start, root):
+            self._seen.pop((pinned.app, role.removeprefix("channel:")), None)
+        manifests: dict[str, ChannelManifest | Rejected | None] = {
+            channel: self._channel(root, channel, now) for channel in root.channels()
+        }
+        view = AppView(pinned.app, manifests, pinned.default_channel)
+        return _Cached(view, root, root_bytes, self.monotonic())
+
+    def _channel(
+        self, root: Root, channel: str, now: datetime
+    ) -> ChannelManifest | Rejected | None:
+        key = pointer_key(root.app, channel)
+        try:
+            data = client.fetch_metadata(self.store, key, f"{channel} manifest")
+        except NotFoundError:
+            return None
+        except StoreError:
+            raise
+        except Error as exc:  # oversize
+            log.warning("%s/%s manifest rejected: %s", root.app, channel, exc.diagnostics())
+            return Rejected(exc.diagnostics())
+        seen = self._seen.get((root.app, channel))
+        try:
+            manifest = trust.verify_channel_manifest(
+                root, data, channel=channel, now=now, trusted_version=seen
+            )
+        except Error as exc:
+            log.warning("%s/%s manifest rejected: %s", root.app, channel, exc.diagnostics())
+            return Rejected(exc.diagnostics())
+        self._seen[(root.app, channel)] = manifest.version
+        return manifest
+
+    # --- the update check -----------------------------------------------------------------------
+    def facts(self, app: str, device_id: str) -> DeviceFacts:
+        """The device's channel override and failed versions (one indexed read)."""
+        return self.stats.device(app, device_id.lower())
+
+    def update_check(self, request: UpdateRequest, *, own_base: str) -> Reply:
+        """Gather the inputs, decide once, add the download URL, queue the ``check`` event."""
+        view = self.view(request.app_id)
+        facts = self.facts(request.app_id, request.device_id)
+        now = self.clock()
+        decision = answer_update(view, request, facts, now=now)
+        self.enqueue(
+            StatsEvent(
+                app=request.app_id,
+                device_id=request.device_id.lower(),
+                action="check",
+                version_name=request.version_name,
+                platform=request.platform,
+                channel=resolve_channel(view, request, facts),
+                version_build=request.version_build,
+                received_ms=int(now.timestamp() * 1000),
+            )
+        )
+        if isinstance(decision, Offer):
+            capgo = decision.release.capgo
+            assert capgo is not None  # noqa: S101 - answer_update offers only releases with one
+            return UpdateReply(
+                version=decision.release.label,
+                url=self.urls.url(request.app_id, capgo.sha256, own_base=own_base),
+                checksum=capgo.checksum,
+                session_key=capgo.session_key,
+            )
+        return decision
+
+    # --- stats ---------------------------------------------------------------------------------
+    def enqueue(self, event: StatsEvent) -> None:
+        """Hand an event to the writer thread; a full queue is overload (429)."""
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            raise OverloadedError from None
+
+    def record(self, events: Sequence[StatsIn]) -> None:
+        """Queue a stats batch (already checked by ``wire.parse_stats``)."""
+        if not events:
+            return
+        app = events[0].app_id
+        self.app_trust(app)
+        received = int(self.clock().timestamp() * 1000)
+        if self._queue.qsize() + len(events) > self.queue_size:
+            raise OverloadedError
+        for event in events:
+            self.enqueue(
+                StatsEvent(
+                    app=app,
+                    device_id=event.device_id.lower(),
+                    action=event.action,
+                    version_name=event.version_name,
+                    old_version_name=event.old_version_name,
+                    platform=event.platform,
+                    channel=event.default_channel,
+                    version_build=event.version_build,
+                    timestamp_ms=event.timestamp,
+                    received_ms=received,
+                )
+            )
+
+    def start(self) -> None:
+        """Start the stats writer thread."""
+        if self._writer is None:
+            self._stop.clear()
+            self._writer = threading.Thread(
+                target=self._write_loop, name="otaseal-stats-writer", daemon=True
+            )
+            self._writer.start()
+
+    def stop(self) -> None:
+        """Flush what is queued, stop the writer, close the database."""
+        self._stop.set()
+        if self._writer is not None:
+            self._writer.join(timeout=30)
+            self._writer = None
+        self.flush()
+        self.stats.close()
+
+    def flush(self) -> int:
+        """Write everything queued now; returns how many events were taken."""
+        taken = 0
+        while True:
+            batch = self._take(block=False)
+            if not batch:
+                return taken
+            taken += len(batch)
+            self._write(batch)
+
+    def _take(self, *, block: bool) -> list[StatsEvent]:
+        batch: list[StatsEvent] = []
+        try:
+            if block:
+                batch.append(self._queue.get(timeout=0.2))
+            while len(batch) < BATCH_SIZE:
+                batch.append(self._queue.get_nowait())
+        except queue.Empty:
+            pass
+        return batch
+
+    def _write(self, batch: list[StatsEvent]) -> None:
+        for attempt in range(3):
+            try:
+                self.counters.written += self.stats.record(batch)
+            except StatsError as exc:
+                log.warning("stats write failed (attempt %d): %s", attempt + 1, exc.diagnostics())
+                time.sleep(0.5 * (attempt + 1))
+            else:
+                return
+        self.counters.dropped_batches += 1
+        log.error("dropped a batch of %d stats events after 3 attempts", len(batch))
+
+    def _write_loop(self) -> None:
+        next_prune = 0.0
+        while not self._stop.is_set():
+            batch = self._take(block=True)
+            if batch:
+                self._write(batch)
+            if self.monotonic() >= next_prune:
+                next_prune = self.monotonic() + 3600
+                self._prune()
+
+    def _prune(self) -> None:
+        try:
+            removed = self.stats.prune(self.clock() - timedelta(days=self.retention_days))
+        except StatsError as exc:
+            log.warning("stats prune failed: %s", exc.diagnostics())
+        else:
+            if removed:
+                log.info("pruned %d stats events older than %d days", removed, self.retention_days)
+
+    # --- channels ------------------------------------------------------------------------------
+    def _channel_names(self, app: str) -> list[str]:
+        return sorted(self.view(app).manifests)
+
+    def set_channel(self, request: ChannelRequest) -> str:
+        """``POST /channel_self``: only a self-assignable channel the app has."""
+        pinned = self.app_trust(request.app_id)
+        channel = request.channel
+        if not channel:
+            raise RequestError("invalid_request", "Missing field: channel")
+        if channel not in self._channel_names(request.app_id):
+            raise RequestError("channel_not_self_assignable", f"The app has no channel {channel!r}")
+        if channel not in pinned.self_assignable:
+            raise RequestError("channel_not_self_assignable")
+        self.stats.set_channel(request.app_id, request.device_id.lower(), channel)
+        return channel
+
+    def get_channel(self, request: InfoObject) -> tuple[str, str, bool]:
+        """``PUT /channel_self``: (channel, ``override`` | ``default``, may the device set one)."""
+        pinned = self.app_trust(request.app_id)
+        view = self.view(request.app_id)
+        facts = self.facts(request.app_id, request.device_id)
+        channel = resolve_channel(view, request, facts)
+        status = "override" if facts.channel and facts.channel == channel else "default"
+        return channel, status, bool(pinned.self_assignable)
+
+    def list_channels(self, app: str) -> list[tuple[int, str, bool]]:
+        """``GET /channel_self``: the self-assignable channels the app has, with stable ids."""
+        pinned = self.app_trust(app)
+        names = self._channel_names(app)
+        return [
+            (index + 1, name, name == pinned.default_channel)
+            for index, name in enumerate(names)
+            if name in pinned.self_assignable
+        ]
+
+    # --- bundles served by this process (folder store, no public URL) ---------------------------
+    def bundle_path(self, app: str, name: str) -> Path:
+        """The file behind ``/bundles/<app>/<sha>.capgo.zip``, or ``not_found``."""
+        sha = name.removesuffix(".capgo.zip")
+        root = getattr(self.store, "root", None)
+        if (
+            root is None
+            or not isinstance(self.urls, ServedUrls)
+            or app not in self.apps
+            or not NAME_RE.fullmatch(app)
+            or not name.endswith(".capgo.zip")
+            or not SHA256_RE.fullmatch(sha)
+        ):
+            raise RequestError("not_found")
+        path: Path = root.joinpath(*capgo_key(app, sha).split("/"))
+        if not path.is_file():
+            raise RequestError("not_found", "No such bundle")
+        return path
+
+    def healthy(self) -> dict[str, object]:
+        """``GET /healthz``: the apps served and the stats queue depth."""
+        return {
+            "status": "ok",
+            "apps": sorted(self.apps),
+            "stats_queue": self._queue.qsize(),
+            "dropped_batches": self.counters.dropped_batches,
+        }
