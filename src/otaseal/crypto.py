@@ -397,6 +397,25 @@ def generate_capgo_key() -> CapgoPrivateKey:
     return CapgoPrivateKey(rsa.generate_private_key(65537, CAPGO_RSA_BITS))
 
 
+def capgo_key_from_primes(p: int, q: int, e: int = 65537) -> CapgoPrivateKey:
+    """RSA key from fixed primes: only for golden test vectors."""
+    n = p * q
+    d = pow(e, -1, (p - 1) * (q - 1))
+    numbers = rsa.RSAPrivateNumbers(
+        p=p,
+        q=q,
+        d=d,
+        dmp1=rsa.rsa_crt_dmp1(d, p),
+        dmq1=rsa.rsa_crt_dmq1(d, q),
+        iqmp=rsa.rsa_crt_iqmp(p, q),
+        public_numbers=rsa.RSAPublicNumbers(e, n),
+    )
+    key = numbers.private_key()
+    if key.key_size != CAPGO_RSA_BITS:
+        raise KeyMaterialError(f"the primes make an RSA-{key.key_size} key", expected="RSA-2048")
+    return CapgoPrivateKey(key)
+
+
 def _not_capgo(source: str, what: str, expected: str) -> KeyMaterialError:
     return KeyMaterialError(f"{source} {what}", expected=expected, fix=_CAPGO_FIX)
 
