@@ -1,0 +1,122 @@
+"""A device report as stored: its idempotency key, when it happened, and the release it counts for.
+
+Pure: both stats backends turn a :class:`StatsEvent` into the same row with :func:`row`, so SQLite
+and PostgreSQL dedupe and window events identically.
+
+The key (:func:`event_id`) is a hash of what the device sent, so a batch the plugin re-sends
+after a timeout or a 503 (its queue is re-queued whole, §3.5 of the Capgo reference) maps to the
+same keys and is stored once:
+
+- queued events carry the device's ``timestamp`` (ms): the key is (app, device_id, action,
+  version_name, old_version_name, timestamp). Two reports equal in all of these are the same
+  report.
+- single-object worker events ([A] ``DownloadService``, ``rate_limit_reached``) and the server's
+  own ``check`` events have no ``timestamp``: the key uses the server's receive time rounded down
+  to the minute instead. A retry within the same minute is not counted twice; a retry that
+  crosses a minute boundary is (these sends are fire-and-forget, so that is rare), and repeated
+  identical checks of one device within a minute count once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from otaseal.serve.db import StatsEvent
+
+MINUTE_MS = 60_000
+# The plugin persists its queue across restarts, so reports can arrive days late; a device
+# timestamp older than this, or ahead of the server, is a wrong clock and the receive time is used.
+MAX_LATE_MS = 30 * 24 * 3600 * 1000
+
+# Manifest (delta) failures name "<version>:<file>" (reference §2.2 step 7).
+MANIFEST_FILE_ACTIONS = frozenset(
+    {
+        "download_manifest_file_fail",
+        "download_manifest_checksum_fail",
+        "download_manifest_brotli_fail",
+        "manifest_path_fail",
+    }
+)
+
+Row = tuple[str, str, str, str, str, str, str, str, str, str, int | None, int, int]
+"""The ``events`` columns in schema order (see ``schema/*/0001_events.sql``)."""
+
+
+def event_id(
+    *,
+    app: str,
+    device_id: str,
+    action: str,
+    version_name: str,
+    old_version_name: str,
+    timestamp_ms: int | None,
+    received_ms: int,
+) -> str:
+    """The idempotency key of one report (see the module docstring for the choice)."""
+    clock = f"t{timestamp_ms}" if timestamp_ms is not None else f"m{received_ms // MINUTE_MS}"
+    fields = [app, device_id, action, version_name, old_version_name, clock]
+    data = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+def occurred_ms(timestamp_ms: int | None, received_ms: int) -> int:
+    """When the report happened: the device's time if plausible, else the server's."""
+    if timestamp_ms is None or not received_ms - MAX_LATE_MS <= timestamp_ms <= received_ms:
+        return received_ms
+    return timestamp_ms
+
+
+def release_of(action: str, version_name: str) -> str:
+    """The release a report counts for: ``version_name``, without a manifest failure's ``:file``."""
+    if action in MANIFEST_FILE_ACTIONS:
+        return version_name.partition(":")[0]
+    return version_name
+
+
+def keyed(event: StatsEvent, *, now_ms: int) -> StatsEvent:
+    """The event with its receive time and key filled in when the caller left them empty."""
+    received = event.received_ms or now_ms
+    if event.event_id and received == event.received_ms:
+        return event
+    key = event.event_id or event_id(
+        app=event.app,
+        device_id=event.device_id,
+        action=event.action,
+        version_name=event.version_name,
+        old_version_name=event.old_version_name,
+        timestamp_ms=event.timestamp_ms,
+        received_ms=received,
+    )
+    return replace(event, received_ms=received, event_id=key)
+
+
+def row(event: StatsEvent, *, now_ms: int) -> Row:
+    """The stored row of one event (keyed first)."""
+    e = keyed(event, now_ms=now_ms)
+    return (
+        e.event_id,
+        e.app,
+        e.device_id,
+        e.action,
+        e.version_name,
+        release_of(e.action, e.version_name),
+        e.old_version_name,
+        e.platform,
+        e.channel,
+        e.version_build,
+        e.timestamp_ms,
+        e.received_ms,
+        occurred_ms(e.timestamp_ms, e.received_ms),
+    )
+
+
+def to_ms(moment: datetime) -> int:
+    """Milliseconds since the epoch; a naive datetime is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return int(moment.timestamp() * 1000)
