@@ -92,3 +92,10 @@ class StatsDb(Protocol):
     def close(self) -> None:
         """Release connections."""
         ...
+
+
+def open_stats(url: str, *, create: bool = True) -> StatsDb:
+    """The backend ``--stats URL`` names, not migrated yet (forms: ``serve/stats_url.py``)."""
+    from otaseal.serve.stats_url import open_stats as open_url  # noqa: PLC0415
+
+    return open_url(url, create=create)

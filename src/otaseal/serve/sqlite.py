@@ -68,6 +68,14 @@ class SqliteStatsDb:
                 expected="the SQLite file `otaseal serve --stats` writes",
                 fix="pass --stats with the URL the server uses",
             )
+        if create:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StatsError(
+                    f"cannot make the folder of the stats database {path} ({exc.strerror})",
+                    fix="choose a --stats path in a folder this user can write",
+                ) from None
         self._lock = threading.Lock()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []

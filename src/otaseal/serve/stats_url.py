@@ -3,13 +3,14 @@
 Accepted forms:
 
 - ``sqlite:///abs/path.db``: an absolute path (a file URL's path: empty host, then the path);
-- ``sqlite:relative/path.db``: no slashes after the colon, relative to the working directory
-  (the default, :data:`DEFAULT_STATS_URL`, is one);
+- ``sqlite:relative/path.db``: no slashes after the colon, relative to the working directory;
 - ``postgresql://user@host:port/db?...`` or ``postgres://…``: handed to libpq as it is.
 
 Refused: a host in a SQLite URL (``sqlite://host/x``), ``:memory:`` (every worker and thread must
 see the same file), query strings on SQLite, and any other scheme. The driver of a backend is
-imported only when that backend is opened. The caller runs ``migrate()`` after opening.
+imported only when that backend is opened. The caller runs ``migrate()`` after opening. With
+``create`` (the server), a missing SQLite file and its folders are made; ``otaseal stats`` opens
+with ``create=False`` and gets a :class:`StatsError` for a file that is not there.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from otaseal.serve.db import StatsDb
-
-DEFAULT_STATS_URL = "sqlite:otaseal-stats.db"
 
 _FORMS = "sqlite:///absolute/path.db, sqlite:relative/path.db, or postgresql://user@host:5432/db"
 
