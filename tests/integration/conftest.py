@@ -124,3 +124,20 @@ def seaweedfs_env(seaweedfs: Server, monkeypatch: pytest.MonkeyPatch) -> Server:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", seaweedfs.extra["access_key"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", seaweedfs.extra["secret_key"])
     return seaweedfs
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A throwaway PostgreSQL on 127.0.0.1 (tests/pg.py): skips without pg_ctl, fails on CI."""
+    import os
+
+    from pg import PACKAGE, find_bin, start_postgres
+
+    if find_bin() is None:
+        why = f"no pg_ctl on PATH or in /usr/lib/postgresql/*/bin: install Debian's {PACKAGE}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why + " (make sysdeps does it as root)")
+    server = start_postgres()
+    yield server
+    server.stop()
