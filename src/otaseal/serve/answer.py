@@ -125,12 +125,10 @@ def _pick(manifest: ChannelManifest, request: UpdateRequest, facts: DeviceFacts)
     release = trust.pick_release(
         candidates, install_id=request.device_id, native=native, installed_sha256=installed
     )
-    if release is None:
-        return _no_release(candidates, request, native, installed)
+    if release is None or release.label == request.version_name:
+        return _nothing_new(candidates, request, native, installed, release)
     if native is None and request.version_code and _has_native_range(release):
         return NoUpdate("unknown_version_build")
-    if release.label == request.version_name:
-        return NoUpdate("no_new_version_available")
     capgo = release.capgo
     if capgo is None:
         return NoUpdate("no_bundle", f"Release {release.label} has no Capgo-format bundle")
@@ -145,20 +143,27 @@ def _has_native_range(release: Release) -> bool:
     return release.native_min is not None or release.native_max is not None
 
 
-def _no_release(
-    manifest: ChannelManifest, request: UpdateRequest, native: int | None, installed: str | None
+def _nothing_new(
+    manifest: ChannelManifest,
+    request: UpdateRequest,
+    native: int | None,
+    installed: str | None,
+    kept: Release | None,
 ) -> NoUpdate:
-    """Nothing for this device; say "store update required" when only its native build is short."""
+    """Nothing for this device; say "store update required" when only its native build is short.
+
+    That is when the release picked for a device of any native build is not the one it keeps and
+    needs a higher build than the device has (``breaking``: the plugin fires ``breakingAvailable``).
+    """
     if native is not None:
-        ignoring_native = trust.pick_release(
+        wanted = trust.pick_release(
             manifest, install_id=request.device_id, native=None, installed_sha256=installed
         )
         if (
-            ignoring_native is not None
-            and ignoring_native.native_min is not None
-            and ignoring_native.native_min > native
+            wanted is not None
+            and wanted != kept
+            and wanted.native_min is not None
+            and wanted.native_min > native
         ):
-            return NoUpdate(
-                "disable_auto_update_under_native", breaking=True, version=ignoring_native.label
-            )
+            return NoUpdate("disable_auto_update_under_native", breaking=True, version=wanted.label)
     return NoUpdate("no_new_version_available")

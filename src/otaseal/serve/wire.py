@@ -255,6 +255,10 @@ class NoUpdate:
     breaking: bool = False
     version: str = ""
 
+    def __post_init__(self) -> None:
+        if not self.message:
+            object.__setattr__(self, "message", ERRORS[self.code].message)
+
     @property
     def kind(self) -> str:
         """``up_to_date``, ``blocked`` or ``failed``, from the error table."""
@@ -264,7 +268,7 @@ class NoUpdate:
         """``{"error", "message", "kind"[, "breaking", "version"]}``."""
         doc: dict[str, object] = {
             "error": self.code,
-            "message": self.message or ERRORS[self.code].message,
+            "message": self.message,
             "kind": self.kind,
         }
         if self.breaking:
