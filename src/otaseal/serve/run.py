@@ -111,23 +111,9 @@ def default_channel(root: Root, wanted: str | None) -> str:
 
 def open_stats(url: str) -> StatsDb:
     """The stats database behind ``--stats URL`` (``sqlite:///path`` or ``postgresql://``)."""
-    from otaseal.serve import db  # noqa: PLC0415
+    from otaseal.serve.db import open_stats as open_url  # noqa: PLC0415
 
-    factory = getattr(db, "open_stats", None)
-    if factory is not None:
-        opened: StatsDb = factory(url)
-        return opened
-    if url.startswith("sqlite:///"):
-        from otaseal.serve.sqlite import SqliteStatsDb  # noqa: PLC0415
-
-        path = Path(url.removeprefix("sqlite:///"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteStatsDb(path)
-    raise InputError(
-        f"unsupported --stats {url!r}",
-        expected="sqlite:///PATH or postgresql://USER@HOST/DB",
-        fix="pass --stats sqlite:///var/lib/otaseal/stats.sqlite",
-    )
+    return open_url(url)
 
 
 def _urls(options: ServeOptions, store: Storage) -> BundleUrls:
