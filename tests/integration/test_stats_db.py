@@ -467,6 +467,39 @@ def test_sqlite_a_file_that_is_not_a_database_is_a_stats_error(tmp_path: Path) -
         open_stats(f"sqlite://{path}")
 
 
+def test_sqlite_without_write_ahead_logging_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an in-memory database answers journal_mode=WAL with "memory", as some filesystems do
+    # with "delete"
+    monkeypatch.setattr(
+        SqliteStatsDb,
+        "_connect",
+        lambda self: sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False),
+    )
+    with pytest.raises(StatsError, match="cannot use write-ahead logging"):
+        SqliteStatsDb(tmp_path / "s.sqlite")
+
+
+def test_sqlite_migrate_skips_a_step_another_process_applied_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = SqliteStatsDb(tmp_path / "s.sqlite")
+    db.migrate()
+    real = SqliteStatsDb._version
+    calls: list[int] = []
+
+    def stale_first(self: SqliteStatsDb, conn: sqlite3.Connection) -> int:
+        calls.append(1)
+        return 0 if len(calls) == 1 else real(self, conn)
+
+    monkeypatch.setattr(SqliteStatsDb, "_version", stale_first)
+    db.migrate()  # saw 0 outside the lock, then the step is there: nothing applied twice
+    monkeypatch.undo()
+    db.close()
+    assert _versions(f"sqlite://{tmp_path / 's.sqlite'}") == [1]
+
+
 def test_sqlite_write_failure_rolls_back(tmp_path: Path) -> None:
     db = SqliteStatsDb(tmp_path / "s.sqlite", clock=clock)
     db.migrate()
