@@ -22,7 +22,7 @@ from otaseal.serve import wire
 from otaseal.serve.service import OverloadedError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from starlette.requests import Request
 
@@ -54,6 +54,27 @@ async def read_body(request: Request) -> bytes:
 
 def _own_base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
+
+
+def _guarded(
+    endpoint: Callable[[Request], Awaitable[Response]],
+) -> Callable[[Request], Awaitable[Response]]:
+    """A failure that is not ours becomes the JSON 500 here, traceback to the log.
+
+    Starlette's handler for ``Exception`` re-raises after answering, and uvicorn then drops the
+    connection; answering in the route keeps the 500 a normal reply.
+    """
+
+    async def guarded(request: Request) -> Response:
+        try:
+            return await endpoint(request)
+        except (Error, HTTPException):
+            raise
+        except Exception:
+            log.exception("%s %s failed", request.method, request.url.path)
+            return _json(wire.error_body("server_error"), 500)
+
+    return guarded
 
 
 def create_app(service: Service) -> Starlette:
@@ -95,11 +116,11 @@ def create_app(service: Service) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/updates", updates, methods=["POST"]),
-            Route("/stats", stats, methods=["POST"]),
-            Route("/channel_self", channel_self, methods=["GET", "POST", "PUT"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/bundles/{app}/{name}", bundle, methods=["GET", "HEAD"]),
+            Route("/updates", _guarded(updates), methods=["POST"]),
+            Route("/stats", _guarded(stats), methods=["POST"]),
+            Route("/channel_self", _guarded(channel_self), methods=["GET", "POST", "PUT"]),
+            Route("/healthz", _guarded(healthz), methods=["GET"]),
+            Route("/bundles/{app}/{name}", _guarded(bundle), methods=["GET", "HEAD"]),
         ],
         exception_handlers={
             wire.RequestError: _request_error,
@@ -137,10 +158,5 @@ async def _http_error(_: Request, exc: Exception) -> Response:
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:
-    log.error(
-        "%s %s failed: %s (traceback follows from the server)",
-        request.method,
-        request.url.path,
-        type(exc).__name__,
-    )
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return _json(wire.error_body("server_error"), 500)

@@ -317,11 +317,12 @@ class Service:
         self.stats.close()
 
     def flush(self) -> int:
-        """Write everything queued now; returns how many events were taken."""
+        """Write what is queued, wait for the writer's batch; return how many this call wrote."""
         taken = 0
         while True:
             batch = self._take(block=False)
             if not batch:
+                self._queue.join()
                 return taken
             taken += len(batch)
             self._write(batch)
@@ -338,16 +339,22 @@ class Service:
         return batch
 
     def _write(self, batch: list[StatsEvent]) -> None:
-        for attempt in range(3):
-            try:
-                self.counters.written += self.stats.record(batch)
-            except StatsError as exc:
-                log.warning("stats write failed (attempt %d): %s", attempt + 1, exc.diagnostics())
-                time.sleep(0.5 * (attempt + 1))
-            else:
-                return
-        self.counters.dropped_batches += 1
-        log.error("dropped a batch of %d stats events after 3 attempts", len(batch))
+        try:
+            for attempt in range(3):
+                try:
+                    self.counters.written += self.stats.record(batch)
+                except StatsError as exc:
+                    log.warning(
+                        "stats write failed (attempt %d): %s", attempt + 1, exc.diagnostics()
+                    )
+                    time.sleep(0.5 * (attempt + 1))
+                else:
+                    return
+            self.counters.dropped_batches += 1
+            log.error("dropped a batch of %d stats events after 3 attempts", len(batch))
+        finally:
+            for _ in batch:
+                self._queue.task_done()
 
     def _write_loop(self) -> None:
         next_prune = 0.0
