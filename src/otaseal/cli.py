@@ -461,6 +461,28 @@ def cmd_serve(args: argparse.Namespace, out: Output) -> int:  # noqa: ARG001 - l
     return 0
 
 
+def cmd_stats(args: argparse.Namespace, out: Output) -> int:
+    """Print update checks, downloads, installs, failures and rollbacks per app/channel/release."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from otaseal.serve import report  # noqa: PLC0415
+    from otaseal.serve.db import open_stats  # noqa: PLC0415
+    from otaseal.serve.run import default_stats_url  # noqa: PLC0415
+
+    since, until = report.window(args.since, args.until, now=datetime.now(UTC))
+    db = open_stats(args.stats or default_stats_url(), create=False)
+    try:
+        db.migrate()
+        counts = db.counts(since=since, until=until, app=args.app)
+    finally:
+        db.close()
+    out.result(
+        report.to_json(counts, since=since, until=until, app=args.app),
+        report.text(counts, since=since, until=until, app=args.app),
+    )
+    return 0
+
+
 # --- parser -----------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
@@ -564,6 +586,11 @@ def _release_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--now", help="reference time (ISO 8601), for tests")
 
     _serve_command(command)
+    p = command("stats", cmd_stats, "Print device stats per app, channel and release.")
+    p.add_argument("--stats", help="the database serve writes (default: serve's default)")
+    p.add_argument("--app", help="one app (default: all)")
+    p.add_argument("--since", default="24h", help="duration back (90m, 24h, 7d) or ISO time")
+    p.add_argument("--until", help="ISO 8601 time, UTC unless it has an offset (default: now)")
 
 
 def _serve_command(command: Callable[..., argparse.ArgumentParser]) -> None:

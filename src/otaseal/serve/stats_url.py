@@ -117,6 +117,11 @@ def open_stats(url: str, *, create: bool = True, clock: Callable[[], float] = ti
         from otaseal.serve.sqlite import SqliteStatsDb  # noqa: PLC0415
 
         return SqliteStatsDb(target.path, create=create, clock=clock)
-    from otaseal.serve.postgres import PostgresStatsDb  # noqa: PLC0415
-
+    try:
+        from otaseal.serve.postgres import PostgresStatsDb  # noqa: PLC0415
+    except ImportError as exc:
+        raise InputError(
+            f"--stats {target} needs the postgres extra ({exc.name} is not installed)",
+            fix="pip install 'otaseal[postgres]'",
+        ) from None
     return PostgresStatsDb(target.conninfo, clock=clock)
