@@ -31,8 +31,10 @@ from typing import TYPE_CHECKING, Any
 from otaseal import dsse, trust
 from otaseal.archive import pack
 from otaseal.crypto import (
+    CapgoPrivateKey,
     DecryptionKey,
     SigningKey,
+    capgo_key_from_primes,
     decryption_key_from_scalar,
     hkdf_sha256,
     load_signing_key,
@@ -40,8 +42,10 @@ from otaseal.crypto import (
 )
 from otaseal.errors import DecryptionError
 from otaseal.formats import sealed
+from otaseal.formats.capgo import CapgoWriter
 from otaseal.model import ChannelManifest, Release, channel_role, format_time
 from otaseal.project import make_root, sign_root
+from otaseal.store import capgo_key
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -58,6 +62,23 @@ CONTENT_KEY = bytes(range(0x20))
 SALT = bytes(range(0x20, 0x40))
 NONCE_PREFIX = bytes(range(0xA0, 0xA7))
 BUNDLE_ID = bytes(range(0xB0, 0xC0))
+
+# The Capgo format's RSA-2048 TEST key (two fixed primes, e = 65537) and its fixed AES-128 key and
+# IV. A repeated key and IV let anyone compare releases block by block: vectors only.
+CAPGO_P = int(
+    "e43b547a623ae68fb8f35dfd20ce8188f9682253e5df0d8a6f23f4e396a53ee594d5f57627e4c9321ae2c52e939cd7"
+    "150166357f4a8480fd90eacc10b5fe49ad9067fe930421ccddb0c98b8ac96557ce9c6240881eae3aff4e71f66ce7ae"
+    "7e9e14e5776c9be144e560e1cbeb7e7ec8425bbf9a288f998e815594e14d02091c3b",
+    16,
+)
+CAPGO_Q = int(
+    "bd359f1cdf8d778fd9bce724b3490cd44f05b3eff0cb25e718f8ca252411cb3879e6f0a6909c85beb90e1b35d23e94"
+    "178c1cada13aae0169af76bfa553463d10fb7aa267e62212ea5cb27008531d6880cffdfcced34c9839bc4d0fcbf67f"
+    "898c62f3f56ea90098c1b46a26c21a66e4778a198655c125bc042aa42d048e7adb67",
+    16,
+)
+CAPGO_AES_KEY = bytes(range(0x40, 0x50))
+CAPGO_IV = bytes(range(0x50, 0x60))
 
 ROLLOUT_SALT = "9c1d4e2a7b3f50617283948a5b6c7d8e"
 ROLLOUT_BP = 2500
@@ -108,6 +129,7 @@ class VectorKeys:
     production: SigningKey
     ed25519: SigningKey
     decryption: DecryptionKey
+    capgo: CapgoPrivateKey
 
     @classmethod
     def make(cls) -> VectorKeys:
@@ -120,6 +142,7 @@ class VectorKeys:
             production=signing_key_from_scalar(scalar("production")),
             ed25519=ed,
             decryption=decryption_key_from_scalar(scalar("app-decryption")),
+            capgo=capgo_key_from_primes(CAPGO_P, CAPGO_Q),
         )
 
 
@@ -214,6 +237,15 @@ def keys_vector(keys: VectorKeys) -> dict[str, Any]:
                 "public_pem": keys.decryption.public.to_pem().decode(),
                 "keyid": keys.decryption.public.keyid,
             },
+        },
+        "capgo": {
+            "algorithm": "rsa-2048-pkcs1 (the Capgo format: session key and V3 checksum)",
+            "p_hex": f"{CAPGO_P:x}",
+            "q_hex": f"{CAPGO_Q:x}",
+            "e": 65537,
+            "private_pem": keys.capgo.to_pem().decode(),
+            "public_pem": keys.capgo.public.pem.decode(),
+            "key_id": keys.capgo.public.key_id,
         },
     }
 
@@ -325,6 +357,44 @@ def seal_vector(cub: bytes, result: sealed.SealResult, keys: VectorKeys) -> dict
     }
 
 
+def type1_encoding(message: bytes) -> bytes:
+    """``00 01 FF.. 00 || message``, 256 bytes: what the RSA private-key operation raises to d."""
+    return b"\x00\x01" + b"\xff" * (256 - 3 - len(message)) + b"\x00" + message
+
+
+def capgo_vector(
+    zip_bytes: bytes, artifact: bytes, keys: VectorKeys, entry: dict[str, Any]
+) -> dict[str, Any]:
+    digest = hashlib.sha256(zip_bytes).digest()
+    key_block = keys.capgo.type1(CAPGO_AES_KEY)
+    checksum_block = keys.capgo.type1(digest)
+    return {
+        "note": "unsafe fixed AES key and IV, for vectors only: publish makes fresh ones each time",
+        "plaintext": "bundle.zip.bin (the very zip the sealed bundle holds)",
+        "aes_key_hex": CAPGO_AES_KEY.hex(),
+        "iv_hex": CAPGO_IV.hex(),
+        "cipher": "AES-128-CBC, PKCS#7 padding, no header, no MAC",
+        "key_block": {
+            "encoded_message_hex": type1_encoding(CAPGO_AES_KEY).hex(),
+            "rsa_block_hex": key_block.hex(),
+            "rsa_block_base64": base64.b64encode(key_block).decode(),
+        },
+        "session_key": base64.b64encode(CAPGO_IV).decode()
+        + ":"
+        + base64.b64encode(key_block).decode(),
+        "zip_sha256_hex": digest.hex(),
+        "checksum_block": {"encoded_message_hex": type1_encoding(digest).hex()},
+        "checksum": checksum_block.hex(),
+        "artifact": {
+            "file": "capgo.artifact.bin",
+            "sha256": hashlib.sha256(artifact).hexdigest(),
+            "length": len(artifact),
+        },
+        "key_id": keys.capgo.public.key_id,
+        "release_entry_capgo": entry,
+    }
+
+
 def generate(out: Path, *, pin_from: Path | None = None, fresh_wrap: bool = False) -> bool:
     """Write every vector into ``out``; return whether the wrapped key was pinned."""
     keys = VectorKeys.make()
@@ -391,6 +461,18 @@ def generate(out: Path, *, pin_from: Path | None = None, fresh_wrap: bool = Fals
     files["bundle.cub"] = cub.getvalue()
     files["sealed.json"] = dump(seal_vector(cub.getvalue(), result, keys))
 
+    # The same zip in the Capgo format, with a fixed AES key and IV.
+    capgo_out = io.BytesIO()
+    capgo_writer = CapgoWriter(
+        capgo_out, keys.capgo, unsafe_fixed_aes_key=CAPGO_AES_KEY, unsafe_fixed_iv=CAPGO_IV
+    )
+    capgo_writer.write(zip_bytes)
+    capgo = capgo_writer.close()
+    files["capgo.artifact.bin"] = capgo_out.getvalue()
+    files["capgo.json"] = dump(
+        capgo_vector(zip_bytes, capgo_out.getvalue(), keys, capgo.artifact().to_dict())
+    )
+
     # The beta channel manifest that serves it to 25 % of devices.
     release = Release(
         label="1.4.2",
@@ -408,6 +490,7 @@ def generate(out: Path, *, pin_from: Path | None = None, fresh_wrap: bool = Fals
         rollout_salt=ROLLOUT_SALT,
         commit="4f2a9c1e0b7d3a5f6e8c9b0a1d2e3f4a5b6c7d8e",
         pr=42,
+        capgo=capgo.artifact(),
     )
     manifest = ChannelManifest(
         app=APP,
@@ -431,6 +514,7 @@ def generate(out: Path, *, pin_from: Path | None = None, fresh_wrap: bool = Fals
                 f"{APP}/channels/beta/1.json": "beta.manifest.json",
                 f"{APP}/channels/beta/manifest.json": "beta.manifest.json",
                 f"{APP}/bundles/{result.sha256}.cub": "bundle.cub",
+                capgo_key(APP, capgo.sha256): "capgo.artifact.bin",
             },
             "reference_time": format_time(NOW),
             "not_in_layout": {

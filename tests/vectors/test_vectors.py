@@ -20,7 +20,8 @@ from otaseal import client, crypto, dsse, trust
 from otaseal.archive import Index, extract
 from otaseal.errors import UnsignedMetadataError
 from otaseal.formats import sealed
-from otaseal.store import bundle_key, manifest_key, pointer_key, root_key
+from otaseal.formats.capgo import verify_artifact
+from otaseal.store import bundle_key, capgo_key, manifest_key, pointer_key, root_key
 from otaseal.store.folder import FolderStore
 
 HERE = Path(__file__).resolve().parent
@@ -180,12 +181,14 @@ def _device_store(tmp_path):
 def test_store_layout_names_the_protocol_keys():
     layout = committed_json("store-layout.json")["keys"]
     digest = committed_json("sealed.json")["ciphertext"]["sha256"]
+    capgo_digest = committed_json("capgo.json")["artifact"]["sha256"]
 
     assert set(layout) == {
         root_key(mv.APP, 1),
         manifest_key(mv.APP, "beta", 1),
         pointer_key(mv.APP, "beta"),
         bundle_key(mv.APP, digest),
+        capgo_key(mv.APP, capgo_digest),
     }
 
 
@@ -216,3 +219,59 @@ def test_a_device_installs_the_vectors(tmp_path, in_rollout):
     assert result.status == "installed"
     for name, data in mv.WEB_BUILD.items():
         assert (tmp_path / "www").joinpath(*name.split("/")).read_bytes() == data
+
+
+def test_committed_capgo_artifact_verifies_as_the_plugin_does():
+    vector = committed_json("capgo.json")
+    public = crypto.load_capgo_public_key(
+        committed_json("keys.json")["capgo"]["public_pem"].encode()
+    )
+    out = io.BytesIO()
+
+    digest = verify_artifact(
+        io.BytesIO(committed("capgo.artifact.bin")),
+        public_key=public,
+        session_key=vector["session_key"],
+        checksum=vector["checksum"],
+        out=out,
+        max_length=vector["artifact"]["length"],
+        sha256=vector["artifact"]["sha256"],
+    )
+
+    assert out.getvalue() == committed("bundle.zip.bin")
+    assert (
+        digest == vector["zip_sha256_hex"] == committed_json("sealed.json")["plaintext"]["sha256"]
+    )
+    assert public.key_id == vector["key_id"]
+    assert vector["key_id"].startswith("MIIBCgKCAQEA")
+    assert len(committed("capgo.artifact.bin")) % 16 == 0
+
+
+def test_capgo_blocks_are_textbook_rsa_of_the_type1_encoding():
+    """An independent check of the private-key operation: EM^d mod n from the primes."""
+    vector = committed_json("capgo.json")
+    n = mv.CAPGO_P * mv.CAPGO_Q
+    d = pow(65537, -1, (mv.CAPGO_P - 1) * (mv.CAPGO_Q - 1))
+
+    def block(encoded_hex):
+        return pow(int(encoded_hex, 16), d, n).to_bytes(256, "big")
+
+    key_em = vector["key_block"]["encoded_message_hex"]
+    assert key_em == "0001" + "ff" * 237 + "00" + vector["aes_key_hex"]
+    assert block(key_em).hex() == vector["key_block"]["rsa_block_hex"]
+    checksum_em = vector["checksum_block"]["encoded_message_hex"]
+    assert checksum_em.endswith("00" + vector["zip_sha256_hex"])
+    assert block(checksum_em).hex() == vector["checksum"]
+    iv, key_block = vector["session_key"].split(":")
+    assert base64.b64decode(iv).hex() == vector["iv_hex"]
+    assert base64.b64decode(key_block).hex() == vector["key_block"]["rsa_block_hex"]
+
+
+def test_manifest_release_signs_the_capgo_entry():
+    root = trust.verify_trusted_root(committed("root.json"), app=mv.APP)
+    manifest = trust.verify_channel_manifest(
+        root, committed("beta.manifest.json"), channel="beta", now=mv.NOW, trusted_version=None
+    )
+    (release,) = manifest.releases
+    assert release.capgo is not None
+    assert release.capgo.to_dict() == committed_json("capgo.json")["release_entry_capgo"]
