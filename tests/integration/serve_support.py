@@ -194,3 +194,29 @@ def publish_capgo(repo: Any, channel: str, label: str, **changes: Any) -> Releas
     older = served.releases if served else ()
     repo.serve_manifest(repo.manifest(channel, (release, *older)[:5]))
     return release
+
+
+def start_serve(*args: str, cwd: Path, log: Path, env: dict[str, str] | None = None) -> Any:
+    """``otaseal serve ARGS`` as a child process on a free loopback port, ready on /healthz."""
+    import subprocess
+    import sys
+
+    from servers import Server, _http_ok, _wait, free_port
+
+    port = free_port()
+    argv = [sys.executable, "-m", "otaseal", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*argv, *args],
+            cwd=cwd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    server = Server("otaseal serve", proc, f"http://127.0.0.1:{port}")
+    try:
+        _wait(lambda: _http_ok(server.url + "/healthz"), server, timeout=60)
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}\n{log.read_text()}") from None
+    return server
