@@ -1030,3 +1030,73 @@ def test_dockerfile_entrypoint_runs_from_any_directory(ws: Workspace, gh: GitHub
 
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.outputs["channel"] == "beta"
+
+
+# --- the Capgo format ----------------------------------------------------------------------------
+def _capgo_workspace(ws: Workspace) -> str:
+    """Turn the capgo format on; its private key becomes a CI secret like the others."""
+    from otaseal import crypto
+
+    key = crypto.generate_capgo_key()
+    (ws.root / "keys" / "capgo.pub.pem").write_bytes(key.public.pem)
+    config = ws.root / "otaseal.yml"
+    text = config.read_text(encoding="utf-8").replace(
+        "formats: [sealed]", "formats: [sealed, capgo]"
+    )
+    config.write_text(text, encoding="utf-8")
+    return key.to_pem().decode()
+
+
+def test_publish_with_the_capgo_key_input(ws: Workspace, gh: GitHubStandIn, action: Any) -> None:
+    capgo_pem = _capgo_workspace(ws)
+
+    run = action("push", **publish_inputs(ws, capgo_key=capgo_pem))
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    current = read_head(ws.project(), "beta").manifest.current
+    assert current is not None
+    assert current.capgo is not None
+    assert run.outputs["formats"] == "sealed,capgo"
+    assert run.outputs["capgo-session-key"] == current.capgo.session_key
+    assert run.outputs["capgo-checksum"] == current.capgo.checksum
+    assert "**Formats:** sealed, capgo (Capgo artifact" in run.summary
+    (comment,) = bot_comments(gh)
+    assert "**Formats:** sealed, capgo" in comment["body"]
+    assert capgo_pem.strip() in _masks(run)
+    body = [line for line in capgo_pem.splitlines() if not line.startswith("-----")]
+    assert not any(line in run.printed for line in body)
+
+
+def test_publish_without_capgo_names_one_format(
+    ws: Workspace, gh: GitHubStandIn, action: Any
+) -> None:
+    run = action("push", **publish_inputs(ws))
+
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert run.outputs["formats"] == "sealed"
+    assert run.outputs["capgo-session-key"] == run.outputs["capgo-checksum"] == ""
+    assert "**Formats:** sealed" in run.summary
+
+
+@pytest.mark.parametrize(
+    ("capgo_key", "message"),
+    [
+        ("", "names no key for it"),
+        ("kms://alias/otaseal-capgo", "remote signer cannot make Capgo"),
+        ("production", "not a PKCS#1 RSA private key"),
+    ],
+)
+def test_publish_with_a_bad_capgo_key_fails_and_writes_nothing(
+    ws: Workspace, gh: GitHubStandIn, action: Any, capgo_key: str, message: str
+) -> None:
+    _capgo_workspace(ws)
+    if capgo_key == "production":
+        capgo_key = ws.keys["production"]
+    before = ws.snapshot()
+
+    run = action("push", **publish_inputs(ws, capgo_key=capgo_key))
+
+    assert run.returncode == 2, run.stdout
+    assert any(message in text for text in run.annotations("error"))
+    assert ws.snapshot() == before
+    assert not bot_comments(gh)

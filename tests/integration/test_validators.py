@@ -77,6 +77,9 @@ def test_action_yml_inputs_are_kebab_case_and_described() -> None:
         "manifest-version",
         "channel",
         "rollout",
+        "formats",
+        "capgo-session-key",
+        "capgo-checksum",
         "comment-url",
         "deployment-id",
     }

@@ -145,7 +145,7 @@ def read_context(runner: Runner) -> Context:
 
 # --- preparing -----------------------------------------------------------------------------------
 def open_project(inputs: Inputs, env: Mapping[str, str], runner: Runner) -> Project:
-    """otaseal.yml, with the ``signing-key`` input as the written channel's key reference."""
+    """otaseal.yml, with the ``signing-key`` (and ``capgo-key``) inputs as key references."""
     config = load_config(find_config(inputs.config))
     if inputs.app_id is not None and inputs.app_id != config.app:
         raise InputError(
@@ -156,6 +156,8 @@ def open_project(inputs: Inputs, env: Mapping[str, str], runner: Runner) -> Proj
     channel = inputs.written_channel
     if channel is not None and inputs.signing_key is not None:
         config = replace(config, keys={**config.keys, channel: inputs.signing_key})
+    if inputs.capgo_key is not None:
+        config = replace(config, keys={**config.keys, "capgo": inputs.capgo_key})
     store = open_store(
         inputs.store or config.store,
         s3_endpoint=inputs.s3_endpoint or config.s3_endpoint,
@@ -470,6 +472,8 @@ def build_report(
         channels=rows,
         run_url=runner.run_url,
         commit=current.commit if current else None,
+        formats=formats_of(current),
+        capgo_size=current.capgo.length if current and current.capgo else None,
     )
     return Report(release, broken)
 
@@ -547,7 +551,17 @@ def outcome_outputs(outcome: Outcome) -> dict[str, str]:
         "manifest-version": str(outcome.manifest.version) if outcome.manifest else "",
         "channel": outcome.channel,
         "rollout": f"{rollout:g}" if rollout is not None else "",
+        "formats": ",".join(formats_of(current)),
+        "capgo-session-key": current.capgo.session_key if current and current.capgo else "",
+        "capgo-checksum": current.capgo.checksum if current and current.capgo else "",
     }
+
+
+def formats_of(release: Release | None) -> tuple[str, ...]:
+    """The formats a release is published in (sealed always; capgo when it carries one)."""
+    if release is None:
+        return ()
+    return ("sealed", "capgo") if release.capgo is not None else ("sealed",)
 
 
 def _describe(outcome: Outcome) -> str:

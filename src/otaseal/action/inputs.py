@@ -34,10 +34,10 @@ RolloutMode = Literal["percent", "pause", "resume"]
 
 _PR_NUMBER: Final = re.compile(r"[1-9][0-9]{0,9}")
 
-_KEY_INPUTS: Final = ("signing-key", "report-key")
+_KEY_INPUTS: Final = ("signing-key", "report-key", "capgo-key")
 # The inputs each command reads beyond the shared ones (config, store, keys, GitHub switches).
 _USES: Final[dict[Command, frozenset[str]]] = {
-    "publish": frozenset({"build-dir", "channel", "rollout", "label", "signing-key"}),
+    "publish": frozenset({"build-dir", "channel", "rollout", "label", "signing-key", "capgo-key"}),
     "promote": frozenset({"from", "to", "release", "rollout", "signing-key"}),
     "rollout": frozenset({"channel", "rollout", "signing-key"}),
     "revert": frozenset({"channel", "release", "signing-key"}),
@@ -45,7 +45,17 @@ _USES: Final[dict[Command, frozenset[str]]] = {
     "status": frozenset({"channel"}),
 }
 _OPTIONAL: Final = frozenset(
-    {"build-dir", "channel", "from", "to", "release", "rollout", "label", "signing-key"}
+    {
+        "build-dir",
+        "channel",
+        "from",
+        "to",
+        "release",
+        "rollout",
+        "label",
+        "signing-key",
+        "capgo-key",
+    }
 )
 
 
@@ -68,6 +78,7 @@ class Inputs:
     s3_endpoint: str | None = None
     signing_key: str | None = None
     report_key: str | None = None
+    capgo_key: str | None = None
     pull_request: int | None = None
     github_token: str = ""
     comment: bool = True
@@ -117,6 +128,7 @@ def read_inputs(runner: Runner) -> Inputs:
         s3_endpoint=runner.input("s3-endpoint") or None,
         signing_key=(runner.input("signing-key") or None) if "signing-key" in uses else None,
         report_key=runner.input("report-key") or None,
+        capgo_key=(runner.input("capgo-key") or None) if "capgo-key" in uses else None,
         pull_request=_pull_request(runner.input("pull-request")),
         github_token=runner.input("github-token"),
         comment=runner.bool_input("comment", default=True),

@@ -69,6 +69,8 @@ class ReleaseReport:
     channels: tuple[ChannelRow, ...]
     run_url: str | None
     commit: str | None
+    formats: tuple[str, ...] = ("sealed",)
+    capgo_size: int | None = None  # the Capgo artifact's length, when the release has one
 
     def __post_init__(self) -> None:
         if self.stage not in get_args(Stage):
@@ -149,6 +151,11 @@ def _facts(report: ReleaseReport) -> str:
         else:
             change += size_change(report.size, report.size_delta)
         lines.append(f"{change}; {_file_counts(report)}")
+    if report.formats:
+        formats = ", ".join(_text(f) for f in report.formats)
+        if report.capgo_size is not None:
+            formats += f" (Capgo artifact {human_size(report.capgo_size)})"
+        lines.append(f"- **Formats:** {formats}")
     if report.signer_keyids:
         keyids = ", ".join(_short_digest(k) for k in report.signer_keyids)
         lines.append(f"- **Signed by:** {keyids}")
