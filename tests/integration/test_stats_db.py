@@ -556,3 +556,33 @@ def test_postgres_after_close_is_a_stats_error(pg_template: Any) -> None:
     db.close()
     with pytest.raises(StatsError):
         db.device(APP, device(1))
+
+
+def test_postgres_starts_as_nobody_without_a_postgres_account(
+    postgres: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import pwd
+
+    import pg
+
+    if os.geteuid() != 0:
+        pytest.skip("only root has to drop to another account")
+    real = pwd.getpwnam
+
+    def no_postgres(name: str) -> Any:
+        if name == "postgres":
+            raise KeyError(name)
+        return real(name)
+
+    monkeypatch.setattr(pg.pwd, "getpwnam", no_postgres)
+    server = pg.start_postgres()  # nobody: no login shell, home /nonexistent
+    try:
+        assert server.prefix == ["runuser", "-u", "nobody", "--"]
+        db = open_stats(server.create_database("as_nobody"))
+        db.migrate()
+        assert db.record([event("set", "1.1")]) == 1
+        db.close()
+    finally:
+        server.stop()
+    assert not server.root.exists()
