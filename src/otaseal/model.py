@@ -18,7 +18,7 @@ from typing import Any
 from otaseal.crypto import PublicKey
 from otaseal.errors import InputError, MalformedMetadataError, WrongTargetError
 
-SPEC_VERSION = "1.0"
+SPEC_VERSION = "1.1"  # 1.1: the optional `capgo` member of a release entry
 SPEC_MAJOR = 1
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
