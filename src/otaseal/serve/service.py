@@ -144,6 +144,7 @@ class Service:
     cache_ttl: float = DEFAULT_CACHE_TTL
     queue_size: int = DEFAULT_QUEUE_SIZE
     retention_days: int = 90
+    retry_pause: float = 0.5  # seconds, times the attempt number, between stats write attempts
     _cache: dict[str, _Cached] = field(default_factory=dict, init=False)
     _seen: dict[tuple[str, str], int] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -347,7 +348,7 @@ class Service:
                     log.warning(
                         "stats write failed (attempt %d): %s", attempt + 1, exc.diagnostics()
                     )
-                    time.sleep(0.5 * (attempt + 1))
+                    time.sleep(self.retry_pause * (attempt + 1))
                 else:
                     return
             self.counters.dropped_batches += 1
