@@ -37,6 +37,7 @@ import platform
 import pwd
 import random
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -487,8 +488,12 @@ STACKS = (
     Stack("raw ASGI+msgspec uvloop/httptools", "raw_msgspec", "uvloop", "httptools"),
     Stack("starlette+json uvloop/httptools", "starlette_json", "uvloop", "httptools"),
     Stack("raw ASGI+json uvloop/httptools", "raw_json", "uvloop", "httptools"),
+    Stack("starlette+msgspec uvloop/h11", "starlette_msgspec", "uvloop", "h11"),
     Stack("starlette+msgspec asyncio/h11", "starlette_msgspec", "asyncio", "h11"),
 )
+#: Stacks also run with one worker (the chosen one is the floor for serve's 1-worker rows; asyncio
+#: with one worker shows its speed apart from the multi-worker stall described in ADR 0006).
+ONE_WORKER = (STACKS[0], STACKS[-1])
 
 
 def start_bare(stack: Stack, workers: int, work: Path) -> Server:
@@ -604,7 +609,8 @@ class Measure:
     p99_ms: float
     max_ms: float
     answers: dict[str, int]
-    busy_before: float
+    busy_before: float  # cores other processes used right before the run
+    busy_during: float  # cores used during the run by anything but this server and wrk
 
 
 def wrk(tools: Tools, url: str, data: Path, seconds: int) -> dict[str, object]:
@@ -624,13 +630,40 @@ def wrk(tools: Tools, url: str, data: Path, seconds: int) -> dict[str, object]:
     return result
 
 
-def measure(tools: Tools, url: str, data: Path, seconds: int) -> Measure:
-    wrk(tools, url, data, WARM_UP_S)  # untimed: caches, pools, first connections
-    busy = busy_elsewhere(0.5)
-    r = wrk(tools, url, data, seconds)
+def cpu_ticks() -> int:
+    """Busy CPU time of the whole machine, in clock ticks (/proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields) - fields[3] - fields[4]
+
+
+def group_ticks(pgid: int) -> int:
+    """CPU time (user + system, in clock ticks) of the live processes in one process group."""
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def measure(tools: Tools, server: Server, data: Path, seconds: int, quiet_wait: float) -> Measure:
+    """Warm up, wait for a quiet machine, run wrk; note what else used the CPU meanwhile."""
+    wrk(tools, server.url, data, WARM_UP_S)  # untimed: caches, pools, first connections
+    busy = wait_for_quiet(quiet_wait)
+    hz = os.sysconf("SC_CLK_TCK")
+    machine0, server0 = cpu_ticks(), group_ticks(server.proc.pid)
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = wrk(tools, server.url, data, seconds)
+    children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    machine1, server1 = cpu_ticks(), group_ticks(server.proc.pid)
+    wrk_s = (children1.ru_utime + children1.ru_stime) - (children0.ru_utime + children0.ru_stime)
     latency = r["latency_us"]
     assert isinstance(latency, dict)
     duration = float(str(r["duration_us"])) / 1e6
+    others = ((machine1 - machine0) - (server1 - server0)) / hz - wrk_s
     done = int(str(r["requests"]))
     checks, stats = int(str(r["checks"])), int(str(r["stats"]))
     answered_checks = done * checks / max(1, checks + stats)
@@ -643,6 +676,7 @@ def measure(tools: Tools, url: str, data: Path, seconds: int) -> Measure:
         max_ms=latency["max"] / 1000,
         answers={k: int(str(r[k])) for k in ("up_to_date", "update", "failed", "other")},
         busy_before=busy,
+        busy_during=max(0.0, others / duration),
     )
 
 
@@ -697,6 +731,7 @@ class Contender:
             "p90_ms": med(m.p90_ms for m in s),
             "p99_ms": med(m.p99_ms for m in s),
             "max_ms": max(m.max_ms for m in s),
+            "others_cores_during": med(m.busy_during for m in s),
             "answers": answers,
             "samples": [asdict(m) for m in s],
         }
@@ -707,7 +742,15 @@ def contenders(
 ) -> list[Contender]:
     found = [Contender("nginx, static JSON", "floor", 0, lambda: start_nginx(tools, work))]
     chosen = STACKS[0]
-    found.append(Contender(f"bare {chosen.name}", "floor", 1, lambda: start_bare(chosen, 1, work)))
+    found += [
+        Contender(
+            f"bare {stack.name}",
+            "floor" if stack is chosen else "stack",
+            1,
+            lambda stack=stack: start_bare(stack, 1, work),  # type: ignore[misc]
+        )
+        for stack in ONE_WORKER
+    ]
     found += [
         Contender(
             f"bare {stack.name}",
@@ -745,10 +788,10 @@ def contenders(
     return found
 
 
-def run_one(c: Contender, tools: Tools, data: Path, seconds: int) -> None:
+def run_one(c: Contender, tools: Tools, data: Path, seconds: int, quiet_wait: float) -> None:
     server = c.start()
     try:
-        c.samples.append(measure(tools, server.url, data, seconds))
+        c.samples.append(measure(tools, server, data, seconds, quiet_wait))
     except RuntimeError:
         print(server.tail(), file=sys.stderr)
         raise
@@ -758,7 +801,7 @@ def run_one(c: Contender, tools: Tools, data: Path, seconds: int) -> None:
     print(
         f"    {c.name:42} {c.db:10} w{c.workers}: {m.checks_per_s:8.0f} checks/s "
         f"({m.requests_per_s:8.0f} req/s), p50 {m.p50_ms:6.2f} ms, p99 {m.p99_ms:6.2f} ms, "
-        f"others used {m.busy_before:.2f} cores",
+        f"others used {m.busy_before:.2f} cores before, {m.busy_during:.2f} during",
         flush=True,
     )
 
@@ -884,9 +927,10 @@ def render(doc: dict[str, object]) -> str:
         "",
         (
             "| contender | workers | stats DB | checks/s | requests/s | p50 ms | p99 ms "
-            "| ÷ bare (same workers) | ÷ nginx | answers: up to date / update / other failed |"
+            "| ÷ bare (same workers) | ÷ nginx | answers: up to date / update / other "
+            "| others' cores during |"
         ),
-        "|---|--:|---|--:|--:|--:|--:|--:|--:|---|",
+        "|---|--:|---|--:|--:|--:|--:|--:|--:|---|--:|",
     ]
     for r in rows:
         b = bare.get(r["workers"])
@@ -897,7 +941,8 @@ def render(doc: dict[str, object]) -> str:
             f"| {r['name']} | {r['workers'] or 'auto'} | {r['db'] or '—'} "
             f"| {r['checks_per_s']:,.0f} | {r['requests_per_s']:,.0f} | {r['p50_ms']:.2f} "
             f"| {r['p99_ms']:.2f} | {vs_bare} | {vs_nginx} "
-            f"| {a['up_to_date']:,} / {a['update']:,} / {a['failed'] + a['other']:,} |"
+            f"| {a['up_to_date']:,} / {a['update']:,} / {a['failed'] + a['other']:,} "
+            f"| {r['others_cores_during']:.2f} |"
         )
     if found:
         lines += ["", "| target (issue 9) | measured | |", "|---|--:|---|"]
@@ -956,7 +1001,7 @@ def main() -> int:
                 busy = wait_for_quiet(args.quiet_wait)
                 print(f"repeat {rep + 1}/{args.repeat} (others use {busy:.2f} cores)", flush=True)
                 for c in everyone:
-                    run_one(c, tools, data, args.duration)
+                    run_one(c, tools, data, args.duration, args.quiet_wait)
             facts = versions(tools, pg)
         finally:
             if pg is not None:
