@@ -438,3 +438,26 @@ def test_stats_writer_flushes_in_the_background(client, stats):
             break
         time.sleep(0.05)
     assert found
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("input", 400, "invalid_request"),
+        ("metadata", 500, "server_error"),
+    ],
+)
+def test_our_error_families_map_to_json(repo, stats, monkeypatch, case):
+    from otaseal.errors import InputError, MetadataError
+
+    error, status, code = case
+    service = make_service(repo, stats)
+    exc = InputError("bad") if error == "input" else MetadataError("odd")
+
+    def fail(*args, **kwargs):
+        raise exc
+
+    monkeypatch.setattr(service, "update_check", fail)
+    with serve_in_thread(create_app(service)) as base:
+        reply = Client(base).check()
+    assert (reply.status, reply.doc["error"], reply.doc["kind"]) == (status, code, "failed")
