@@ -143,6 +143,22 @@ def test_an_explicit_event_id_is_the_key(db: StatsDb) -> None:
     assert db.record([a, b, a]) == 2
 
 
+def test_a_nul_byte_or_lone_surrogate_from_one_device_does_not_drop_the_batch(
+    db: StatsDb,
+) -> None:
+    poisoned = [
+        event("set", "1.1\x00evil", dev=1),
+        event("update_fail", "\ud800", dev=2),
+        event("set", "1.1", dev=3, old="\udfff\x00"),
+    ]
+    assert db.record([*poisoned, event("set", "1.1", dev=4)]) == 4
+    assert db.record(poisoned) == 0  # the same keys when re-sent
+    counts = window(db)
+    assert counts[(APP, "production", "1.1")].installs == 2
+    assert counts[(APP, "production", "1.1\ufffdevil")].installs == 1
+    assert db.device(APP, device(2)).failed == {"\ufffd"}
+
+
 def test_device_facts_come_from_update_fail_reports(db: StatsDb) -> None:
     assert db.device(APP, device(1)) == DeviceFacts()
     db.record(
@@ -500,12 +516,14 @@ def test_sqlite_migrate_skips_a_step_another_process_applied_meanwhile(
     assert _versions(f"sqlite://{tmp_path / 's.sqlite'}") == [1]
 
 
-def test_sqlite_write_failure_rolls_back(tmp_path: Path) -> None:
+def test_sqlite_write_failure_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = SqliteStatsDb(tmp_path / "s.sqlite", clock=clock)
     db.migrate()
-    with pytest.raises(StatsError):
-        db.record([event("set", "1.1"), StatsEvent(APP, None, "set", "1.1")])  # type: ignore[arg-type]
-    assert db.counts(since=T0 - DAY, until=T0 + DAY) == []
+    monkeypatch.setattr(sqlite, "_INSERT_FAILURE", "INSERT INTO no_such_table VALUES (?, ?, ?, ?)")
+    with pytest.raises(StatsError, match="no such table"):
+        db.record([event("set", "1.1"), event("update_fail", "1.1")])
+    monkeypatch.undo()
+    assert db.counts(since=T0 - DAY, until=T0 + DAY) == []  # the events went too
     assert db.record([event("set", "1.1")]) == 1
     db.close()
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -43,6 +44,8 @@ MANIFEST_FILE_ACTIONS = frozenset(
     }
 )
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 Row = tuple[str, str, str, str, str, str, str, str, str, str, int | None, int, int]
 """The ``events`` columns in schema order (see ``schema/*/0001_events.sql``)."""
 
@@ -60,7 +63,7 @@ def event_id(
     """The idempotency key of one report (see the module docstring for the choice)."""
     clock = f"t{timestamp_ms}" if timestamp_ms is not None else f"m{received_ms // MINUTE_MS}"
     fields = [app, device_id, action, version_name, old_version_name, clock]
-    data = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
+    data = json.dumps(fields, separators=(",", ":")).encode()
     return hashlib.sha256(data).hexdigest()[:32]
 
 
@@ -95,20 +98,34 @@ def keyed(event: StatsEvent, *, now_ms: int) -> StatsEvent:
     return replace(event, received_ms=received, event_id=key)
 
 
+def text(value: str) -> str:
+    """``value`` as both databases can store it: no NUL, no lone surrogate (else U+FFFD).
+
+    PostgreSQL refuses NUL in ``text`` and neither driver encodes a lone surrogate (which a JSON
+    parser may let through from an escaped half of a surrogate pair); one such device string
+    must not fail the batch it arrived with.
+    """
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if not value.isascii():
+        value = _SURROGATE.sub("\ufffd", value)
+    return value
+
+
 def row(event: StatsEvent, *, now_ms: int) -> Row:
-    """The stored row of one event (keyed first)."""
+    """The stored row of one event (keyed first, device strings made storable)."""
     e = keyed(event, now_ms=now_ms)
     return (
-        e.event_id,
-        e.app,
-        e.device_id,
-        e.action,
-        e.version_name,
-        release_of(e.action, e.version_name),
-        e.old_version_name,
-        e.platform,
-        e.channel,
-        e.version_build,
+        text(e.event_id),
+        text(e.app),
+        text(e.device_id),
+        text(e.action),
+        text(e.version_name),
+        text(release_of(e.action, e.version_name)),
+        text(e.old_version_name),
+        text(e.platform),
+        text(e.channel),
+        text(e.version_build),
         e.timestamp_ms,
         e.received_ms,
         occurred_ms(e.timestamp_ms, e.received_ms),

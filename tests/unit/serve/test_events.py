@@ -14,6 +14,7 @@ from otaseal.serve.events import (
     occurred_ms,
     release_of,
     row,
+    text,
     to_ms,
 )
 
@@ -139,6 +140,25 @@ def test_row_is_in_schema_order() -> None:
         T,
         T - 10,
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("1.1", "1.1"),
+        ("é 🚀", "é 🚀"),
+        ("a\x00b", "a\ufffdb"),
+        ("x\ud800y\udfff", "x\ufffdy\ufffd"),
+    ],
+)
+def test_text_is_storable_by_both_databases(value: str, stored: str) -> None:
+    assert text(value) == stored
+    text(value).encode()
+
+
+def test_event_id_of_unencodable_fields_does_not_raise() -> None:
+    fields = {**FIELDS, "device_id": "\ud800", "version_name": "\x00"}
+    assert len(event_id(**fields, timestamp_ms=None, received_ms=T)) == 32
 
 
 def test_to_ms_takes_naive_as_utc() -> None:
