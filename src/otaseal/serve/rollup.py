@@ -3,7 +3,9 @@
 What counts (actions of plugin 8.51.23, reference §3.5):
 
 - checks: ``check``, the event ``serve`` records for each update check (``version_name`` = what
-  the device runs, ``channel`` = the channel it was answered from);
+  the device runs, ``channel`` = the channel it was answered from). It carries no device
+  timestamp, so unless ``serve`` gives it its own ``event_id`` the key is the receive minute
+  (:mod:`otaseal.serve.events`): a device polling in a loop counts once a minute;
 - downloads: ``download_complete`` only. Both platforms send it once the bundle is downloaded,
   verified and unpacked, *after* the worker's ``download_zip_complete`` /
   ``download_manifest_complete`` for the same download, so counting those too would count every
@@ -19,7 +21,9 @@ A failure is counted under the release its report names, which is not always the
 ``kind: failed`` reply makes the plugin send a ``download_fail`` for its current bundle). They stay
 under their own action name; :func:`install_failures` sums only the actions that name their
 target, which is what a health check may hold against a release.
-Unknown actions are opaque: stored, counted in no column except distinct devices.
+Distinct devices are the devices with any report naming the release in the window (a check
+from a device running it, or any action about it). Unknown actions are opaque: stored, and
+counted in no column but distinct devices.
 """
 
 from __future__ import annotations
