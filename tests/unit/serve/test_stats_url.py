@@ -87,3 +87,15 @@ def test_str_never_shows_a_password() -> None:
 )
 def test_redact(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+def test_postgres_without_the_extra_is_an_input_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from otaseal.serve.stats_url import open_stats
+
+    monkeypatch.setitem(sys.modules, "otaseal.serve.postgres", None)
+    with pytest.raises(InputError, match="needs the postgres extra") as caught:
+        open_stats("postgresql://otaseal:pw@127.0.0.1/stats")
+    assert "pip install 'otaseal[postgres]'" in caught.value.diagnostics()
+    assert ":pw@" not in caught.value.diagnostics()
