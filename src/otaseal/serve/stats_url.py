@@ -122,6 +122,6 @@ def open_stats(url: str, *, create: bool = True, clock: Callable[[], float] = ti
     except ImportError as exc:
         raise InputError(
             f"--stats {target} needs the postgres extra ({exc.name} is not installed)",
-            fix="pip install 'otaseal[postgres]'",
+            fix="install it: pip install 'otaseal[postgres]'",
         ) from None
     return PostgresStatsDb(target.conninfo, clock=clock)
