@@ -304,10 +304,11 @@ def test_body_over_64_kib(client):
     reply = client.call("POST", "/updates", big)
     assert (reply.status, reply.doc["error"]) == (413, "payload_too_large")
     # without a Content-Length (chunked), the cap still holds while reading
-    chunks = (b"[" + b" " * 8192 for _ in range(10))
-    response = client.session.post(client.base + "/stats", data=chunks, timeout=10)
-    assert response.status_code == 413
-    check_reply("error", response.json())
+    for path in ("/stats", "/updates"):
+        chunks = (b"[" + b" " * 8192 for _ in range(10))
+        response = client.session.post(client.base + path, data=chunks, timeout=10)
+        assert response.status_code == 413
+        check_reply("error", response.json())
     still_serves(client)
 
 

@@ -115,8 +115,12 @@ def _usable_manifest(view: AppView, channel: str, now: datetime) -> ChannelManif
 def _pick(manifest: ChannelManifest, request: UpdateRequest, facts: DeviceFacts) -> Decision:
     # Versions this device reported as failed are not candidates at all, so a device never
     # loops download -> boot -> rollback on them; it may still get an older eligible release.
-    candidates = replace(
-        manifest, releases=tuple(r for r in manifest.releases if r.label not in facts.failed)
+    candidates = (
+        replace(
+            manifest, releases=tuple(r for r in manifest.releases if r.label not in facts.failed)
+        )
+        if facts.failed
+        else manifest
     )
     installed = next(
         (r.sha256 for r in candidates.releases if r.label == request.version_name), None

@@ -21,8 +21,7 @@ from otaseal.errors import Error, InputError
 from otaseal.model import Root
 
 if TYPE_CHECKING:
-    from starlette.applications import Starlette
-
+    from otaseal.serve.app import HotPath
     from otaseal.serve.db import StatsDb
     from otaseal.serve.service import BundleUrls, Service
     from otaseal.store import Storage
@@ -171,7 +170,7 @@ def _configure_logging() -> None:
         logger.setLevel(logging.INFO)
 
 
-def app_from_env() -> Starlette:
+def app_from_env() -> HotPath:
     """The uvicorn factory for worker processes (options from ``OTASEAL_SERVE_OPTIONS``)."""
     from otaseal.serve.app import create_app  # noqa: PLC0415
 
