@@ -462,3 +462,58 @@ def test_our_error_families_map_to_json(repo, stats, monkeypatch, case):
     with serve_in_thread(create_app(service)) as base:
         reply = Client(base).check()
     assert (reply.status, reply.doc["error"], reply.doc["kind"]) == (status, code, "failed")
+
+
+def test_one_server_answers_several_apps_from_one_store(repo, stats, tmp_path):
+    other = Repository(repo.path, app="com.example.other")  # same store folder, its own root
+    publish_capgo(other, "production", "7.0.0")
+    service = make_service(repo, stats)
+    service.apps["com.example.other"] = AppTrust(
+        "com.example.other", other.root_bytes, "production"
+    )
+    with serve_in_thread(create_app(service)) as base:
+        client = Client(base)
+        assert client.check().doc["version"] == "1.0.0"
+        reply = client.check(app_id="com.example.other")
+        assert reply.doc["version"] == "7.0.0"
+        assert "/bundles/com.example.other/" in reply.doc["url"]
+        mixed = [stat("set", "1.0.0"), stat("set", "7.0.0", app_id="com.example.other")]
+        assert client.stats(mixed).doc["error"] == "mixed_apps"
+
+
+def test_otaseal_serve_child_process_with_two_workers(tmp_path):
+    from datetime import UTC, datetime
+
+    from serve_support import start_serve
+
+    repo = Repository(tmp_path / "repo", now=datetime.now(UTC))  # the child reads the real clock
+    publish_capgo(repo, "beta", "1.0.0")
+    publish_capgo(repo, "beta", "1.0.1")
+    root = tmp_path / "root.json"
+    root.write_bytes(repo.root_bytes)
+    server = start_serve(
+        "--store",
+        str(repo.store.root),
+        "--root",
+        f"{APP}={root}",
+        "--workers",
+        "2",
+        "--stats",
+        f"sqlite:///{tmp_path / 'stats.sqlite'}",
+        "--public-url",
+        "https://cdn.example.com",
+        cwd=tmp_path,
+        log=tmp_path / "serve.log",
+    )
+    try:
+        client = Client(server.url)
+        for _ in range(6):  # spread over both workers
+            reply = client.check(defaultChannel="beta")
+            assert reply.doc["version"] == "1.0.1"
+            assert reply.doc["url"].startswith("https://cdn.example.com/com.example.app/bundles/")
+        assert client.stats([stat("set", "1.0.1")]).doc == {"status": "ok"}
+    finally:
+        server.stop()
+    log = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in log
+    assert "serving com.example.app" in log
