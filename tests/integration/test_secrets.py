@@ -584,3 +584,38 @@ def test_github_oidc_token_is_not_enough_outside_the_role_policy(bao, oidc_env, 
     bao.secrets.kv.v2.create_or_update_secret(path="elsewhere", secret={"k": "x"})
     with pytest.raises(KeyMaterialError, match="Vault denied access"):
         secrets.resolve_bytes("vault://secret/elsewhere#k", what="k", mask=mask, env=oidc_env)
+
+
+# --- the Capgo format's RSA key ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def capgo_pem() -> bytes:
+    return crypto.generate_capgo_key().to_pem()
+
+
+def test_capgo_key_from_secrets_manager_binary_der(aws, capgo_pem, mask):
+    """A PKCS#1 key stored as DER bytes in a binary secret."""
+    from cryptography.hazmat.primitives import serialization
+
+    der = serialization.load_pem_private_key(capgo_pem, None).private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    name = _name("otaseal/capgo")
+    aws.client("secretsmanager").create_secret(Name=name, SecretBinary=der)
+    key = secrets.resolve_capgo_key(f"aws-sm://{name}", mask=mask)
+    assert key.public == crypto.load_capgo_private_key(capgo_pem).public
+    assert base64.b64encode(der).decode() in mask.values
+
+
+def test_capgo_key_from_vault_kv(bao, vault_env, capgo_pem, mask):
+    bao.secrets.kv.v2.create_or_update_secret(path="capgo", secret={"key": capgo_pem.decode()})
+    key = secrets.resolve_capgo_key("vault://secret/capgo#key", mask=mask, env=vault_env)
+    assert key.public == crypto.load_capgo_private_key(capgo_pem).public
+    assert mask.covers(capgo_pem.decode())
+
+
+def test_capgo_key_in_a_transit_engine_is_refused_before_any_call(mask):
+    with pytest.raises(KeyMaterialError, match="remote signer cannot make Capgo") as caught:
+        secrets.resolve_capgo_key("vault-transit://transit/capgo", mask=mask, env={})
+    assert "aws-sm:// or vault://" in caught.value.diagnostics()
