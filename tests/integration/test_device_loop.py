@@ -223,6 +223,13 @@ def test_device_loop_on_a_folder_store(tmp_path: Path) -> None:
     log = (tmp_path / "serve.log").read_text()
     assert "Traceback" not in log
     assert "PRIVATE KEY" not in log
+    # what the device reported, as `otaseal stats` counts it per channel and release
+    doc = ok_json(otaseal("stats", "--stats", stats, "--since", "1d", "--json", cwd=project.home))
+    rows = {(r["channel"], r["version"]): r for r in doc["releases"]}
+    assert rows[("production", "1.0.0")]["installs"] == 2  # first install, then the revert
+    assert rows[("production", "1.0.1")]["installs"] == 1
+    assert rows[("production", "1.0.2")]["rollbacks"] == 1
+    assert rows[("production", "1.0.0")]["checks"] >= 1  # identical checks within a minute: 1
 
 
 def test_device_loop_on_moto_s3(tmp_path: Path, moto: Any, moto_bucket: str) -> None:

@@ -279,7 +279,7 @@ class Service:
         if not events:
             return
         app = events[0].app_id
-        self.app_trust(app)
+        pinned = self.app_trust(app)
         received = int(self.clock().timestamp() * 1000)
         if self._queue.qsize() + len(events) > self.queue_size:
             raise OverloadedError
@@ -292,7 +292,9 @@ class Service:
                     version_name=event.version_name,
                     old_version_name=event.old_version_name,
                     platform=event.platform,
-                    channel=event.default_channel,
+                    # The plugin sends a self-assigned channel as defaultChannel; "" means the
+                    # app's default (no database read on the stats path).
+                    channel=event.default_channel or pinned.default_channel,
                     version_build=event.version_build,
                     timestamp_ms=event.timestamp,
                     received_ms=received,
