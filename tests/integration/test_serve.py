@@ -517,3 +517,17 @@ def test_otaseal_serve_child_process_with_two_workers(tmp_path):
     log = (tmp_path / "serve.log").read_text()
     assert "Traceback" not in log
     assert "serving com.example.app" in log
+
+
+def test_the_reply_contract_is_a_valid_schema():
+    import jsonschema
+    from serve_support import SCHEMA
+
+    jsonschema.Draft202012Validator.check_schema(SCHEMA)
+    check_reply(
+        "updates", {"error": "no_new_version_available", "message": "m", "kind": "up_to_date"}
+    )
+    with pytest.raises(jsonschema.ValidationError):  # never a message on an update
+        check_reply("updates", {"version": "1", "url": "https://x/y", "message": "hi"})
+    with pytest.raises(jsonschema.ValidationError):  # never without kind
+        check_reply("updates", {"error": "no_new_version_available", "message": "m"})
