@@ -312,6 +312,7 @@ class SegmentCipher:
 CAPGO_RSA_BITS: Final = 2048
 CAPGO_BLOCK_SIZE: Final = CAPGO_RSA_BITS // 8
 CAPGO_AES_KEY_SIZE: Final = 16
+_AES_BLOCK = 16
 _CAPGO_PRIVATE_PEM = b"-----BEGIN RSA PRIVATE KEY-----"
 _CAPGO_PUBLIC_PEM = b"-----BEGIN RSA PUBLIC KEY-----"
 _TYPE1_MIN_PADDING = 8
@@ -464,21 +465,32 @@ def load_capgo_public_key(data: bytes, *, source: str = "the Capgo public key") 
 
 
 class CbcEncryptor:
-    """AES-128-CBC with PKCS#7 padding, fed in pieces: constant memory for any zip size."""
+    """AES-128-CBC with PKCS#7 padding, fed in pieces: constant memory for any zip size.
 
-    __slots__ = ("_cipher", "_padder")
+    Ciphertext goes into one reused buffer (``update_into``): allocating a fresh ``bytes`` for
+    every megabyte costs more than the cipher itself.
+    """
+
+    __slots__ = ("_buffer", "_cipher", "_length")
 
     def __init__(self, key: bytes, iv: bytes) -> None:
         self._cipher = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
-        self._padder = sym_padding.PKCS7(128).padder()
+        self._buffer = bytearray(0)
+        self._length = 0
 
-    def update(self, data: bytes) -> bytes:
-        """Ciphertext for the whole blocks available so far."""
-        return self._cipher.update(self._padder.update(data))
+    def update(self, data: bytes | bytearray | memoryview) -> memoryview:
+        """Ciphertext of the whole blocks so far; the view is valid until the next call."""
+        need = len(data) + _AES_BLOCK - 1
+        if len(self._buffer) < need:
+            self._buffer = bytearray(need)  # a new object: a view handed out earlier stays valid
+        count = self._cipher.update_into(data, self._buffer)
+        self._length += len(data)
+        return memoryview(self._buffer)[:count]
 
     def finalize(self) -> bytes:
-        """The last block(s), padding included (a full block when the input is aligned)."""
-        return self._cipher.update(self._padder.finalize()) + self._cipher.finalize()
+        """The last block(s): PKCS#7 padding, a whole block of it when the input is aligned."""
+        pad = _AES_BLOCK - self._length % _AES_BLOCK
+        return self._cipher.update(bytes([pad]) * pad) + self._cipher.finalize()
 
 
 class CbcDecryptor:

@@ -503,6 +503,8 @@ def _pack_formats(
             packed = pack(build_dir, Tee(writer, capgo_writer), allow=allow)
             capgo = capgo_writer.close()
         sealed = writer.close()
+    if capgo is not None and capgo.plaintext_sha256 != packed.sha256:  # pragma: no cover
+        raise StoreError("the Capgo artifact was not made from the packed zip; nothing published")
     return _Made(packed, sealed, sealed_path, capgo, capgo_path)
 
 

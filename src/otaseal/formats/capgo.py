@@ -18,7 +18,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, cast
 
 from otaseal.crypto import CAPGO_AES_KEY_SIZE, CAPGO_BLOCK_SIZE, CbcDecryptor, CbcEncryptor
 from otaseal.errors import DecryptionError, HashMismatchError, InputError, LengthError
@@ -76,8 +76,9 @@ def _fixed_or_random(value: bytes | None, name: str) -> bytes:
 class CapgoWriter:
     """A write-only sink: the plaintext zip in, the AES-128-CBC artifact out, in constant memory.
 
-    The ``unsafe_fixed_*`` values exist for golden vectors only: a repeated key and IV would let
-    anyone compare two releases block by block.
+    ``out`` must copy what it is handed before the next write (files and ``BytesIO`` do): the
+    ciphertext comes from one reused buffer. The ``unsafe_fixed_*`` values exist for golden
+    vectors only: a repeated key and IV would let anyone compare two releases block by block.
     """
 
     __slots__ = (
@@ -120,7 +121,7 @@ class CapgoWriter:
             raise ValueError("write to a closed CapgoWriter")
         self._plain_hash.update(data)
         self._plain_length += len(data)
-        self._emit(self._cipher.update(bytes(data)))
+        self._emit(self._cipher.update(data))
         return len(data)
 
     def close(self) -> CapgoResult:
@@ -138,9 +139,10 @@ class CapgoWriter:
             )
         return self._result
 
-    def _emit(self, data: bytes) -> None:
+    def _emit(self, data: bytes | memoryview) -> None:
         if data:
-            self._out.write(data)
+            # Files and BytesIO take any buffer; a copy of every megabyte would cost throughput.
+            self._out.write(cast("bytes", data))
             self._cipher_hash.update(data)
             self._length += len(data)
 
