@@ -2,18 +2,29 @@
 
 init → publish to beta → a device fetches and verifies → promote to production at 10 % → two
 devices, one inside and one outside the cohort → raise to 100 % → the second device gets it →
-revert → both go back → flip one byte of a stored bundle → a new device refuses it.
+revert → both go back → flip one byte of a stored bundle → a new device refuses it → a phone
+running ``@capgo/capacitor-updater`` updates through ``otaseal serve`` and reports back.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
+import zipfile
 from pathlib import Path
+from typing import Any
 
+import requests
+
+from otaseal.crypto import CapgoPublicKey, load_capgo_public_key
+from otaseal.formats.capgo import verify_artifact
 from otaseal.trust import rollout_bucket
 
 HERE = Path(__file__).resolve().parent
@@ -95,13 +106,127 @@ def pick_devices(salt: str, basis_points: int) -> tuple[str, str]:
     return inside, outside
 
 
+class PluginPhone:
+    """A phone running ``@capgo/capacitor-updater`` 8 with ``publicKey`` set, on its shipped build.
+
+    It does what the plugin does (docs/self-hosting.md): POST the info object to ``updateUrl``,
+    GET the ``url``, recover the AES key and the checksum with the public key, decrypt, compare,
+    unzip, switch, and report to ``statsUrl``.
+    """
+
+    def __init__(self, base: str, public_key: CapgoPublicKey) -> None:
+        self.base = base
+        self.public_key = public_key
+        self.version_name = "1.0"  # on its builtin bundle the plugin reports the native version
+        self.info = {
+            "platform": "android",
+            "device_id": str(uuid.uuid4()),
+            "app_id": APP,
+            "custom_id": "",
+            "version_build": "1.0",
+            "version_code": "1",
+            "version_os": "15",
+            "plugin_version": "8.51.23",
+            "is_emulator": False,
+            "is_prod": True,
+            "defaultChannel": "beta",
+            "key_id": public_key.key_id,
+        }
+
+    def check(self) -> dict[str, Any]:
+        """One update check (``POST updateUrl``)."""
+        body = self.info | {"version_name": self.version_name}
+        reply: dict[str, Any] = requests.post(f"{self.base}/updates", json=body, timeout=10).json()
+        shown = {k: (v if len(str(v)) < 40 else str(v)[:37] + "…") for k, v in reply.items()}
+        answer = json.dumps(shown, ensure_ascii=False)
+        print(f"  POST /updates (running {self.version_name}) → {answer}")
+        return reply
+
+    def install(self, reply: dict[str, Any]) -> list[str]:
+        """Download, decrypt and verify, unzip, switch, and report ``set``."""
+        body = requests.get(reply["url"], timeout=30).content
+        plain = io.BytesIO()
+        verify_artifact(
+            io.BytesIO(body),
+            public_key=self.public_key,
+            session_key=reply["session_key"],
+            checksum=reply["checksum"],
+            out=plain,
+        )
+        with zipfile.ZipFile(plain) as archive:
+            names = archive.namelist()
+        print(f"  GET the url: {len(body)} bytes; session key and signed checksum verify")
+        old, self.version_name = self.version_name, reply["version"]
+        now = int(time.time() * 1000)
+        events = [
+            self.info | {"action": a, "version_name": v, "old_version_name": o, "timestamp": now}
+            for a, v, o in (
+                ("download_complete", self.version_name, ""),
+                ("set", self.version_name, old),
+            )
+        ]
+        requests.post(f"{self.base}/stats", json=events, timeout=10).raise_for_status()
+        print(f"  POST /stats: download_complete, set {self.version_name} (notifyAppReady called)")
+        return names
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_and_update(work: Path, project: Path) -> None:
+    """Start ``otaseal serve`` on loopback and let a plugin-style phone update through it."""
+    port, stats = free_port(), f"sqlite:///{work / 'stats.sqlite'}"
+    base = f"http://127.0.0.1:{port}"
+    print(f"$ otaseal serve --port {port} --stats {stats}")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "otaseal", "serve", "--port", str(port), "--stats", stats],
+        cwd=project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            try:
+                if requests.get(f"{base}/healthz", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        else:
+            sys.exit("demo: otaseal serve did not start")
+        key = load_capgo_public_key((project / "keys" / "capgo.pub.pem").read_bytes())
+        phone = PluginPhone(base, key)
+        reply = phone.check()
+        names = phone.install(reply)
+        print(f"  installed {reply['version']}: {len(names)} files, index.html at the root")
+        if phone.check().get("kind") != "up_to_date":
+            sys.exit("demo: the phone should be up to date now")
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    print(f"$ otaseal stats --stats {stats}")
+    table = subprocess.run(
+        [sys.executable, "-m", "otaseal", "stats", "--stats", stats],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    print("  " + table.stdout.strip().replace("\n", "\n  "))
+
+
 def main() -> None:
     """Run the story in a temporary directory."""
     work = Path(tempfile.mkdtemp(prefix="otaseal-demo-"))
     project = work / "project"
     try:
         step("1. a new project: keys, signed root.json, otaseal.yml, a folder store")
-        created = otaseal("init", "--app", APP, "--dir", str(project), cwd=work)
+        created = otaseal(
+            "init", "--app", APP, "--dir", str(project), "--formats", "sealed,capgo", cwd=work
+        )
         print(f"  created {created['config']}, keys for {', '.join(created['keys'])}")  # type: ignore[arg-type]
 
         step("2. publish examples/web to beta")
@@ -162,6 +287,9 @@ def main() -> None:
         refused = device(work, "new-device", "production", expect=4)
         print(f"  refused: {refused['error']['type']}")  # type: ignore[index]
         print(f"  nothing installed: {not (work / 'new-device' / 'www').exists()}")
+
+        step("9. a phone with @capgo/capacitor-updater updates from beta through otaseal serve")
+        serve_and_update(work, project)
         print("\ndemo finished: every step above ran the real CLI against a folder store.")
     finally:
         shutil.rmtree(work, ignore_errors=True)
