@@ -607,10 +607,17 @@ def _serve_command(command: Callable[..., argparse.ArgumentParser]) -> None:
         "(default: presigned S3 URLs, or serve itself for a folder store)",
     )
     p.add_argument("--stats", help="sqlite:///PATH (default) or postgresql://…")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--stats-retention-days", type=int, default=90)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765)")
+    p.add_argument(
+        "--workers", type=int, default=1, help="server processes (default: 1; 2 on two cores)"
+    )
+    p.add_argument(
+        "--stats-retention-days",
+        type=int,
+        default=90,
+        help="days device events are kept (default: 90)",
+    )
     p.add_argument(
         "--default-channel",
         help="channel for devices that name none (default: production, or the only channel)",
@@ -623,7 +630,10 @@ def _serve_command(command: Callable[..., argparse.ArgumentParser]) -> None:
         "added to otaseal.yml's self_assignable)",
     )
     p.add_argument(
-        "--cache-ttl", type=float, default=5.0, help="seconds a verified manifest is reused"
+        "--cache-ttl",
+        type=float,
+        default=5.0,
+        help="seconds a verified manifest is reused (default: 5; expiry is checked every time)",
     )
 
 
