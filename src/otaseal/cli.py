@@ -439,8 +439,26 @@ def cmd_serve(args: argparse.Namespace, out: Output) -> int:  # noqa: ARG001 - l
             expected="--store PATH or s3://bucket/prefix, or an otaseal.yml in the current folder",
             fix="pass --store",
         )
-    if args.workers < 1 or args.stats_retention_days < 1:
-        raise InputError("--workers and --stats-retention-days must be at least 1")
+    for name, value in (
+        ("--workers", args.workers),
+        ("--stats-retention-days", args.stats_retention_days),
+    ):
+        if value < 1:
+            raise InputError(
+                f"{name} is {value}",
+                expected="an integer of at least 1",
+                fix=f"pass {name} 1 or more",
+            )
+    if not 0 <= args.port <= 65535:  # noqa: PLR2004 - TCP ports
+        raise InputError(
+            f"--port is {args.port}", expected="a TCP port from 1 to 65535", fix="pass --port 8765"
+        )
+    if args.cache_ttl < 0:
+        raise InputError(
+            f"--cache-ttl is {args.cache_ttl:g}",
+            expected="0 or more seconds",
+            fix="pass --cache-ttl 5",
+        )
     serve(
         ServeOptions(
             store=store,

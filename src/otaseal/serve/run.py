@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -178,6 +179,27 @@ def app_from_env() -> HotPath:
     return create_app(build_service(ServeOptions.from_json(os.environ[ENV_OPTIONS])))
 
 
+def check_listen(host: str, port: int) -> None:
+    """Fail with a clear message before start-up when ``host:port`` cannot be listened on.
+
+    uvicorn would log its own error and exit 3 (our "metadata rejected" code) after start-up.
+    """
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InputError(
+            f"cannot listen on {host}:{port} ({reason})",
+            expected="a free port on an address of this machine, e.g. --host 127.0.0.1 "
+            "--port 8765 (0.0.0.0 for every interface)",
+            fix="pick another --port, stop the process that holds it, or fix --host",
+        ) from None
+
+
 def serve(options: ServeOptions) -> None:
     """Check everything, migrate the stats database once, then run uvicorn until stopped."""
     import uvicorn  # noqa: PLC0415
@@ -185,6 +207,7 @@ def serve(options: ServeOptions) -> None:
     from otaseal.serve.app import create_app  # noqa: PLC0415
 
     _configure_logging()
+    check_listen(options.host, options.port)
     stats = open_stats(options.stats)
     stats.migrate()
     service = build_service(options, stats=stats)

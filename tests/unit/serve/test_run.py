@@ -230,6 +230,9 @@ def test_cli_serve_in_a_project_uses_its_store_root_and_self_assignable(tmp_path
     [
         (["serve"], "serve needs a store"),
         (["serve", "--store", "/tmp/x", "--root", "r.json", "--workers", "0"], "at least 1"),
+        (["serve", "--store", "/tmp/x", "--stats-retention-days", "0"], "at least 1"),
+        (["serve", "--store", "/tmp/x", "--port", "70000"], "from 1 to 65535"),
+        (["serve", "--store", "/tmp/x", "--cache-ttl", "-1"], "0 or more seconds"),
     ],
 )
 def test_cli_serve_mistakes_are_one_paragraph_errors(argv, needle, tmp_path, monkeypatch, capsys):
@@ -238,3 +241,14 @@ def test_cli_serve_mistakes_are_one_paragraph_errors(argv, needle, tmp_path, mon
     err = capsys.readouterr().err
     assert needle in err
     assert "Traceback" not in err
+
+
+def test_a_port_in_use_is_a_one_paragraph_error_before_start_up(repo, root_file, tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(InputError, match=f"cannot listen on 127.0.0.1:{port}"):
+            run.serve(options(repo, root_file, tmp_path, port=port))
