@@ -245,6 +245,7 @@ class Project:
     root: Path
     labels: dict[str, list[str]]
     formats: str
+    key_id: str = ""  # the plugin's key_id of the Capgo public key (sent when it has one)
 
 
 def otaseal(*args: str, cwd: Path) -> str:
@@ -299,7 +300,11 @@ def make_project(work: Path) -> Project:
     init_help = otaseal("init", "--help", cwd=directory)
     formats = "sealed,capgo" if "--formats" in init_help else "sealed"
     extra = ["--formats", formats] if formats != "sealed" else []
-    otaseal("init", "--app", APP, *extra, "--json", cwd=directory)
+    made = json.loads(otaseal("init", "--app", APP, *extra, "--json", cwd=directory))
+    key_id = ""
+    if made.get("capgo_public_key"):  # what the plugin sends: 20 characters of the PEM's body
+        pem = (directory / made["capgo_public_key"]).read_text().splitlines()
+        key_id = "".join(line.strip() for line in pem if not line.startswith("-----"))[:20]
     add_channel(directory, "canary")
     labels: dict[str, list[str]] = {}
     for n, channel in enumerate(CHANNELS):
@@ -312,7 +317,7 @@ def make_project(work: Path) -> Project:
             index.write_text(index.read_text() + f"\n<!-- {channel} {label} -->\n")
             otaseal("publish", "--channel", channel, "--label", label, str(build), cwd=directory)
             labels[channel].append(label)
-    return Project(directory, directory / "store", directory / "root.json", labels, formats)
+    return Project(directory, directory / "store", directory / "root.json", labels, formats, key_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,10 +334,12 @@ class Mix:
     devices: int
 
 
-def info(device: str, channel: str, version_name: str, rng: random.Random) -> dict[str, object]:
-    """The plugin's info object (reference §3.1)."""
+def info(
+    device: str, channel: str, version_name: str, rng: random.Random, key_id: str = ""
+) -> dict[str, object]:
+    """The plugin's info object (reference §3.1); ``key_id`` only with a ``publicKey``."""
     android = rng.random() < 0.6
-    return {
+    found: dict[str, object] = {
         "platform": "android" if android else "ios",
         "device_id": device,
         "app_id": APP,
@@ -347,6 +354,9 @@ def info(device: str, channel: str, version_name: str, rng: random.Random) -> di
         "install_source": "google_play" if android else "app_store",
         "defaultChannel": channel,
     }
+    if key_id:
+        found["key_id"] = key_id
+    return found
 
 
 HEALTH = ("app_moved_to_foreground", "app_moved_to_background", "app_launch_start")
@@ -406,7 +416,7 @@ def workload(project: Project, path: Path) -> Mix:
     while len(lines) < CYCLE:
         if (len(lines) + 1) % STATS_EVERY == 0:
             device, channel, state, version, current = devices[rng.randrange(DEVICES)]
-            batch = stats_batch(info(device, channel, version, rng), current, rng)
+            batch = stats_batch(info(device, channel, version, rng, project.key_id), current, rng)
             body = json.dumps(batch, separators=(",", ":")).replace('"__TS__"', "__TS__")
             lines.append(f"POST\t{STATS_PATH}\t{body}")
             batches += 1
@@ -415,7 +425,9 @@ def workload(project: Project, path: Path) -> Mix:
         device, channel, state, version, _ = devices[order[checks_seen % DEVICES]]
         checks_seen += 1
         counts[state] += 1
-        body = json.dumps(info(device, channel, version, rng), separators=(",", ":"))
+        body = json.dumps(
+            info(device, channel, version, rng, project.key_id), separators=(",", ":")
+        )
         lines.append(f"POST\t{UPDATES_PATH}\t{body}")
     path.write_text("\n".join(lines) + "\n")
     return Mix(
@@ -528,6 +540,39 @@ def start_serve(project: Project, stats_url: str, workers: int, work: Path, tag:
     wait_ready(server, get_ok(url + "/healthz"))
     wait_ready(server, post_ok(url))
     return server
+
+
+def sample_answers(project: Project, work: Path) -> list[str]:
+    """What serve answers each kind of request in the list (one of each, before any timing)."""
+    server = start_serve(project, f"sqlite:///{work}/sample.db", 1, work, "sample")
+    rng = random.Random(SEED)
+    device = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    older, current = project.labels["production"]
+    check = {
+        "up to date": info(device, "production", current, rng, project.key_id),
+        "previous release": info(device, "production", older, rng, project.key_id),
+        "shipped build": info(device, "production", NATIVE, rng, project.key_id),
+    }
+    batch = stats_batch(check["previous release"], current, rng)
+    found = []
+    try:
+        for what, path, body in [
+            *((f"check, {k}", UPDATES_PATH, v) for k, v in check.items()),
+            ("stats batch", STATS_PATH, json.loads(json.dumps(batch).replace('"__TS__"', "1"))),
+        ]:
+            req = urllib.request.Request(
+                server.url + path,
+                data=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                text = resp.read().decode()
+                found.append(
+                    f"{what}: {resp.status} `{text[:160]}{'…' if len(text) > 160 else ''}`"
+                )
+    finally:
+        server.stop()
+    return found
 
 
 class Postgres:
@@ -950,12 +995,16 @@ def render(doc: dict[str, object]) -> str:
             f"| {t['name']} | {t['measured']} | {'PASS' if t['passed'] else 'FAIL'} |"
             for t in found
         ]
+    answers = doc.get("sample_answers") or []
+    if answers:
+        lines += ["", "What serve answered one request of each kind before the run:", ""]
+        lines += [f"- {a}" for a in answers]  # type: ignore[attr-defined]
     for note in doc.get("notes", []):  # type: ignore[attr-defined]
         lines.append(f"\nNote: {note}")
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "3")))
     parser.add_argument("--duration", type=int, default=10, help="seconds per measured run")
@@ -968,6 +1017,11 @@ def main() -> int:
     args = parser.parse_args()
     if args.quick:
         args.repeat, args.duration = 1, 5
+    return args
+
+
+def main() -> int:
+    args = parse_args()
     tools = find_tools()
     notes: list[str] = []
     OUT.mkdir(exist_ok=True)
@@ -975,10 +1029,13 @@ def main() -> int:
         work = Path(tmp)
         project: Project | None = None
         pg: Postgres | None = None
+        samples: list[str] = []
         if not args.no_serve:
             if serve_help():
                 print("making the project: init, 3 channels, 6 publishes", flush=True)
                 project = make_project(work)
+                samples = sample_answers(project, work)
+                print("\n".join(f"  {line}" for line in samples), flush=True)
             else:
                 notes.append("this otaseal has no `serve` command: its rows were not run.")
         data = work / "requests.txt"
@@ -1018,6 +1075,7 @@ def main() -> int:
             "rows": rows,
             "targets": [asdict(t) for t in targets(rows)],
             "notes": notes,
+            "sample_answers": samples,
         }
     (OUT / "serve-results.json").write_text(json.dumps(doc, indent=2) + "\n")
     report = render(doc)
