@@ -10,6 +10,7 @@ lowercase hex (Capgo's ``key_id`` is its own).
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -360,12 +361,13 @@ class CapgoPublicKey:
 class CapgoPrivateKey:
     """The RSA-2048 private key that makes Capgo session keys and checksums (CI only)."""
 
-    __slots__ = ("_d", "_key", "_n", "public")
+    __slots__ = ("_d", "_e", "_key", "_n", "public")
 
     def __init__(self, key: rsa.RSAPrivateKey) -> None:
         self._key = key
         numbers = key.private_numbers()
         self._d = numbers.d
+        self._e = numbers.public_numbers.e
         self._n = numbers.public_numbers.n
         self.public = CapgoPublicKey(key.public_key().public_bytes(_PEM, _PKCS1))
 
@@ -376,13 +378,18 @@ class CapgoPrivateKey:
         """``00 01 FF.. 00 || message`` raised to ``d`` mod ``n``: Node's ``privateEncrypt``.
 
         Capgo signs raw bytes with no DigestInfo, which no ``cryptography`` API does, so the
-        padding is built here. The result is checked with the public key before it leaves.
+        padding is built here (docs/adr/0007). The exponentiation is blinded with a fresh random
+        ``r`` (``(m·rᵉ)ᵈ·r⁻¹ = mᵈ``) so its timing says nothing about ``d``, and the result is
+        checked with the public key before it leaves.
         """
         run = CAPGO_BLOCK_SIZE - 3 - len(message)
         if run < _TYPE1_MIN_PADDING:
             raise ValueError("message too long for an RSA-2048 type-1 block")
         encoded = b"\x00\x01" + b"\xff" * run + b"\x00" + message
-        value = pow(int.from_bytes(encoded, "big"), self._d, self._n)
+        n = self._n
+        blind = secrets.randbelow(n - 3) + 2  # in 2..n-2; one not coprime to n would factor n
+        blinded = int.from_bytes(encoded, "big") * pow(blind, self._e, n) % n
+        value = pow(blinded, self._d, n) * pow(blind, -1, n) % n
         block = value.to_bytes(CAPGO_BLOCK_SIZE, "big")
         if self.public.recover(block) != message:  # pragma: no cover - a fault, not an input
             raise DecryptionError("the RSA private-key operation gave a wrong result")
