@@ -159,6 +159,7 @@ def build_service(options: ServeOptions, *, stats: StatsDb | None = None) -> Ser
         urls=_urls(options, store),
         cache_ttl=options.cache_ttl,
         retention_days=options.retention_days,
+        background_refresh=True,
     )
 
 

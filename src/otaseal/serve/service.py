@@ -145,9 +145,12 @@ class Service:
     queue_size: int = DEFAULT_QUEUE_SIZE
     retention_days: int = 90
     retry_pause: float = 0.5  # seconds, times the attempt number, between stats write attempts
+    background_refresh: bool = False  # re-read a stale view off the request path
     _cache: dict[str, _Cached] = field(default_factory=dict, init=False)
     _seen: dict[tuple[str, str], int] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _refreshing: set[str] = field(default_factory=set, init=False)
+    _refreshing_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _queue: queue.Queue[StatsEvent] = field(init=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _writer: threading.Thread | None = field(default=None, init=False)
@@ -165,23 +168,58 @@ class Service:
         return found
 
     def view(self, app: str) -> AppView:
-        """The app's verified manifests, read from the store at most once per TTL."""
+        """The app's verified manifests, read from the store at most once per TTL.
+
+        With ``background_refresh`` (what ``otaseal serve`` runs), a stale view keeps being
+        served while one thread re-reads the store, so no request waits on S3 after the first.
+        A TTL of 0 means "read the store on every request", in the request. Expiry is still
+        checked on every request by the decision.
+        """
         pinned = self.app_trust(app)
+        cached = self._cache.get(app)
+        if cached is not None and self.monotonic() - cached.loaded < self.cache_ttl:
+            return cached.view
+        if cached is not None and self.background_refresh and self.cache_ttl > 0:
+            self._refresh_later(pinned)
+            return cached.view
+        return self._refresh(pinned)
+
+    def _refresh(self, pinned: AppTrust) -> AppView:
         with self._lock:
-            cached = self._cache.get(app)
+            cached = self._cache.get(pinned.app)
             if cached is not None and self.monotonic() - cached.loaded < self.cache_ttl:
-                return cached.view
+                return cached.view  # another thread refreshed it while this one waited
             try:
                 fresh = self._load(pinned, cached)
             except StoreError as exc:
                 if cached is None:
                     raise
                 # Keep serving what was verified (expiry is still checked per request).
-                log.warning("store unavailable for %s, serving the cached view: %s", app, exc)
+                log.warning(
+                    "store unavailable for %s, serving the cached view: %s", pinned.app, exc
+                )
                 cached.loaded = self.monotonic()
                 return cached.view
-            self._cache[app] = fresh
+            self._cache[pinned.app] = fresh
             return fresh.view
+
+    def _refresh_later(self, pinned: AppTrust) -> None:
+        """Start one refresh thread per app unless one is already running."""
+        with self._refreshing_lock:
+            if pinned.app in self._refreshing:
+                return
+            self._refreshing.add(pinned.app)
+
+        def run() -> None:
+            try:
+                self._refresh(pinned)
+            except Exception:
+                log.exception("refreshing the manifests of %s failed", pinned.app)
+            finally:
+                with self._refreshing_lock:
+                    self._refreshing.discard(pinned.app)
+
+        threading.Thread(target=run, name=f"otaseal-refresh-{pinned.app}", daemon=True).start()
 
     def _load(self, pinned: AppTrust, cached: _Cached | None) -> _Cached:
         now = self.clock()

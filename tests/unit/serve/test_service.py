@@ -7,6 +7,8 @@ fake here (the real backends have their own contract suite), so failures can be 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -102,6 +104,48 @@ def test_verified_manifests_are_reused_within_the_ttl(repo):
     assert service.view(APP).manifests[BETA] is first
     tick.now = 5.0
     assert service.view(APP).manifests[BETA].releases[0].label == "1.0.1"
+
+
+def test_a_stale_view_is_served_while_one_thread_refreshes_it(repo, monkeypatch):
+    tick = Clock()
+    service = make(repo, monotonic=tick, cache_ttl=5, background_refresh=True)
+    first = service.view(APP).manifests[BETA]
+    repo.publish(BETA, label="1.0.1")
+    started = threading.Event()
+    release = threading.Event()
+    fetch = repo.store.fetch
+
+    def slow_fetch(*args, **kwargs):
+        started.set()
+        release.wait(10)
+        return fetch(*args, **kwargs)
+
+    monkeypatch.setattr(repo.store, "fetch", slow_fetch)
+    tick.now = 6
+    assert service.view(APP).manifests[BETA] is first  # no request waits on the store
+    assert started.wait(10)
+    assert service.view(APP).manifests[BETA] is first  # one refresh at a time
+    release.set()
+    for _ in range(200):
+        if service.view(APP).manifests[BETA].releases[0].label == "1.0.1":
+            break
+        time.sleep(0.01)
+    assert service.view(APP).manifests[BETA].releases[0].label == "1.0.1"
+
+
+def test_a_failed_background_refresh_is_logged_and_the_view_kept(repo, monkeypatch, caplog):
+    tick = Clock()
+    service = make(repo, monotonic=tick, cache_ttl=1, background_refresh=True)
+    first = service.view(APP)
+    monkeypatch.setattr(service, "_load", lambda *a: (_ for _ in ()).throw(RuntimeError("bug")))
+    tick.now = 10
+    with caplog.at_level(logging.ERROR, logger="otaseal.serve"):
+        assert service.view(APP) is first
+        for _ in range(200):
+            if "refreshing the manifests" in caplog.text:
+                break
+            time.sleep(0.01)
+    assert "refreshing the manifests of com.example.app failed" in caplog.text
 
 
 def test_store_outage_keeps_serving_the_verified_view(repo, monkeypatch, caplog):
