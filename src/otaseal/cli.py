@@ -70,8 +70,9 @@ def _project(args: argparse.Namespace) -> Project:
 
 
 def _percent(text: str) -> float:
+    """``10``, ``12.5`` or ``10%``, as the Action's ``rollout`` input accepts."""
     try:
-        return float(text)
+        return float(text.strip().removesuffix("%").strip())
     except ValueError:
         raise InputError(
             f"rollout {text!r} is not a number", expected="a percentage from 0 to 100"
@@ -413,7 +414,10 @@ def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
 def cmd_serve(args: argparse.Namespace, out: Output) -> int:  # noqa: ARG001 - logs, not results
     """Answer ``@capgo/capacitor-updater`` devices from the store's signed channel manifests."""
     from otaseal.config import CONFIG_NAME, find_config, load_config  # noqa: PLC0415
+    from otaseal.extras import load  # noqa: PLC0415
 
+    for module in ("starlette", "uvicorn", "msgspec"):
+        load(module, needed_for="otaseal serve")
     try:
         from otaseal.serve.run import (  # noqa: PLC0415
             ServeOptions,
