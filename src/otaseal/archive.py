@@ -30,12 +30,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from otaseal.errors import ArchiveError, HygieneError, InputError
+from otaseal.progress import NO_PROGRESS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
     from concurrent.futures import Future
 
     from _typeshed import SupportsWrite
+
+    from otaseal.progress import Progress
 
 __all__ = [
     "INDEX_PATH",
@@ -402,6 +405,7 @@ def pack(
     *,
     allow: Sequence[str] = (),
     workers: int | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> PackResult:
     """Write the deterministic bundle of ``build_dir`` to ``out``; never seeks ``out``.
 
@@ -409,6 +413,7 @@ def pack(
     wait in a spool until the index, which comes first in the zip and needs every hash, is
     written. Hygiene is checked before the first byte is written. If a file changes size while
     it is packed, or the bundle outgrows 4 GiB, what was written to ``out`` is unusable.
+    ``progress`` hears of each batch of files packed, then of each MiB written to ``out``.
     """
     threads = _threads(workers)
     root = _check_build_dir(build_dir)
@@ -418,12 +423,16 @@ def pack(
         pool = stack.enter_context(ThreadPoolExecutor(threads)) if threads > 1 else None
         spool = stack.enter_context(contextlib.closing(_Spool()))
         plan = _plan(root, paths, files)
-        digests = _compress_all(pool, paths, files, plan, spool, window=4 * threads)
+        progress.start("packing", files=len(files), size=sum(size for size, _ in plan))
+        digests = _compress_all(
+            pool, paths, files, plan, spool, window=4 * threads, progress=progress
+        )
         _check_contents(root, paths, digests, allow)
         index = Index(
             tuple(FileEntry(p, d.size, d.sha256) for p, d in zip(paths, digests, strict=True))
         )
-        sink = _Sink(out)
+        progress.start("writing the bundle", size=spool.size)
+        sink = _Sink(out, progress)
         _write_zip(sink, index, digests, spool)
         sink.flush()
     return PackResult(index, _warnings(paths, allow), sink.length, sink.sha256.hexdigest())
@@ -674,6 +683,7 @@ def _compress_all(
     spool: _Spool,
     *,
     window: int,
+    progress: Progress,
 ) -> list[_Digest]:
     """Compress every file into ``spool`` as zip entries (local header, then data), in order.
 
@@ -687,7 +697,7 @@ def _compress_all(
         with contextlib.closing(
             _ordered(pool, _compress_batch, _pieces(files, plan), window)
         ) as done:
-            for piece in (compressed for batch in done for compressed in batch):
+            for piece in _reported(done, progress):
                 if spool.size > _ZIP32_MAX:  # fail early; _write_zip checks the whole zip
                     raise _too_large()
                 number = piece.piece.file
@@ -727,6 +737,13 @@ def _compress_all(
     finally:
         pending.close()
     return digests
+
+
+def _reported(batches: Iterable[list[_Compressed]], progress: Progress) -> Iterator[_Compressed]:
+    """The pieces of each batch, then one report of the files and bytes the batch finished."""
+    for batch in batches:
+        yield from batch
+        progress.advance(sum(p.piece.last for p in batch), sum(p.size for p in batch))
 
 
 def _compress_batch(pieces: tuple[_Piece, ...]) -> list[_Compressed]:
@@ -790,10 +807,11 @@ def _ordered(
 class _Sink:
     """Buffers small writes into ~1 MiB blocks for ``out``, hashing and counting them."""
 
-    __slots__ = ("_buffer", "_out", "length", "sha256")
+    __slots__ = ("_buffer", "_out", "_progress", "length", "sha256")
 
-    def __init__(self, out: SupportsWrite[bytes]) -> None:
+    def __init__(self, out: SupportsWrite[bytes], progress: Progress = NO_PROGRESS) -> None:
         self._out = out
+        self._progress = progress
         self._buffer = bytearray()
         self.sha256 = hashlib.sha256()
         self.length = 0
@@ -816,6 +834,7 @@ class _Sink:
     def _emit(self, data: bytes) -> None:
         self._out.write(data)
         self.sha256.update(data)
+        self._progress.advance(0, len(data))
 
 
 class _Spool:
@@ -966,13 +985,19 @@ _ZIP_ERRORS = (
 
 
 def extract(
-    zip_path: Path, dest: Path, *, max_total_size: int, workers: int | None = None
+    zip_path: Path,
+    dest: Path,
+    *,
+    max_total_size: int,
+    workers: int | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> Index:
     """Check ``zip_path`` against its index and unpack it into the empty ``dest``.
 
     Nothing is written unless every entry passes the name and type rules and the index fits
     ``max_total_size``; if a file then fails its size or hash, everything written is removed.
-    Files are written by ``workers`` threads (default: one per CPU).
+    Files are written by ``workers`` threads (default: one per CPU), which tell ``progress``
+    about every MiB or batch of files written.
     """
     threads = _threads(workers)
     _check_dest(dest)
@@ -991,7 +1016,8 @@ def extract(
         try:
             _make_folders(dest, index.files)
             jobs = [(entry, by_name[entry.path]) for entry in index.files]
-            _write_files(zf, dest, jobs, threads)
+            progress.start("unpacking", files=len(jobs), size=index.total_size)
+            _write_files(zf, dest, jobs, threads, progress)
         except BaseException:
             _undo(dest, created)
             raise
@@ -1172,7 +1198,9 @@ def _make_folders(dest: Path, files: Sequence[FileEntry]) -> None:
 _Job = tuple[FileEntry, zipfile.ZipInfo]
 
 
-def _write_files(zf: zipfile.ZipFile, dest: Path, jobs: Sequence[_Job], threads: int) -> None:
+def _write_files(
+    zf: zipfile.ZipFile, dest: Path, jobs: Sequence[_Job], threads: int, progress: Progress
+) -> None:
     """Write every file, in batches on ``threads`` threads; the first failure stops them all.
 
     Entries are read with ``os.pread`` on the zip's descriptor, shared by the threads: no seeks
@@ -1181,19 +1209,21 @@ def _write_files(zf: zipfile.ZipFile, dest: Path, jobs: Sequence[_Job], threads:
     """
     if zf.fp is None:  # pragma: no cover - an open ZipFile always has its file
         raise ValueError(zf.filename)
-    _write_batches(zf.fp.fileno(), dest, jobs, threads)
+    _write_batches(zf.fp.fileno(), dest, jobs, threads, progress)
 
 
-def _write_batches(fd: int, dest: Path, jobs: Sequence[_Job], threads: int) -> None:
+def _write_batches(
+    fd: int, dest: Path, jobs: Sequence[_Job], threads: int, progress: Progress
+) -> None:
     batches = [jobs[at : at + _EXTRACT_BATCH] for at in range(0, len(jobs), _EXTRACT_BATCH)]
     if threads == 1 or len(batches) <= 1:
-        _write_batch(fd, dest, jobs, threading.Event())
+        _write_batch(fd, dest, jobs, threading.Event(), progress)
         return
     failed = threading.Event()
 
     def work(batch: Sequence[_Job]) -> None:
         try:
-            _write_batch(fd, dest, batch, failed)
+            _write_batch(fd, dest, batch, failed, progress)
         except BaseException:
             failed.set()
             raise
@@ -1211,11 +1241,19 @@ def _write_batches(fd: int, dest: Path, jobs: Sequence[_Job], threads: int) -> N
     # Leaving the pool waited for every running batch, so nothing writes after this returns.
 
 
-def _write_batch(fd: int, dest: Path, jobs: Sequence[_Job], failed: threading.Event) -> None:
+def _write_batch(
+    fd: int, dest: Path, jobs: Sequence[_Job], failed: threading.Event, progress: Progress
+) -> None:
+    files = size = 0
     for entry, info in jobs:
         if failed.is_set():
             return
         _extract_file(fd, info, entry, dest)
+        files, size = files + 1, size + entry.size
+        if size >= _READ_SIZE:  # a report per MiB at most, or per batch of small files
+            progress.advance(files, size)
+            files = size = 0
+    progress.advance(files, size)
 
 
 _CREATE = (
