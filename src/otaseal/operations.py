@@ -76,7 +76,10 @@ def percent_to_bp(percent: float) -> int:
 def open_store(url: str, *, s3_endpoint: str | None = None, s3_lock_mode: bool = False) -> Storage:
     """A folder path or ``s3://bucket/prefix``; lock mode for S3 without conditional writes."""
     if url.startswith("s3://"):
+        from otaseal.extras import load  # noqa: PLC0415
         from otaseal.store.s3 import S3Store  # noqa: PLC0415 - boto3 only when needed
+
+        load("boto3", needed_for=f"the store {url}")
 
         return S3Store(url, endpoint_url=s3_endpoint, lock_mode=s3_lock_mode)
     if "://" in url:
@@ -789,9 +792,9 @@ def status(project: Project) -> list[ChannelStatus]:
         except MetadataError as exc:
             out.append(ChannelStatus(channel, None, exc.diagnostics()))
             continue
-        pending = (
-            head.version if head.served is None or head.version != head.served.version else None
-        )
+        written = head.manifest is not None  # a channel never written has nothing pending
+        served = head.served.version if head.served is not None else None
+        pending = head.version if written and head.version != served else None
         out.append(ChannelStatus(channel, head.served, pending_version=pending))
     return out
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 from urllib.parse import quote
 
-from otaseal import crypto
+from otaseal import crypto, extras
 from otaseal.errors import KeyMaterialError
 
 if TYPE_CHECKING:
@@ -338,8 +338,7 @@ def _aws_client(service: str, target: str, at: _At) -> Any:  # noqa: ANN401 - bo
 
     boto3 reads AWS_DEFAULT_REGION but not AWS_REGION, which many workflows set alone.
     """
-    import boto3  # noqa: PLC0415 - lazy: CLI start-up time
-
+    boto3 = extras.load("boto3", needed_for=f"{at.desc} ({at.what})")
     session = boto3.session.Session()
     region = _arn_region(target) or session.region_name or os.environ.get("AWS_REGION") or None
     return _aws(lambda: session.client(service, region_name=region), at=at)
@@ -527,9 +526,8 @@ def _vault_error(exc: Exception, at: _At, doing: str, hint: str = "") -> Excepti
 
 def _vault_client(look: _Lookup) -> Any:  # noqa: ANN401 - hvac is untyped
     """An hvac client from VAULT_ADDR, authenticated by VAULT_TOKEN or GitHub OIDC (jwt login)."""
-    import hvac  # noqa: PLC0415 - lazy: CLI start-up time
-
     env, at = look.env, look.at
+    hvac = extras.load("hvac", needed_for=f"{at.desc} ({at.what})")
     address = env.get("VAULT_ADDR", "").strip()
     if not address:
         raise at.error(": VAULT_ADDR is not set", fix="set VAULT_ADDR to the Vault / OpenBao URL")
