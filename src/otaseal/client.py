@@ -17,7 +17,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from otaseal import trust
 from otaseal.errors import (
@@ -28,6 +28,7 @@ from otaseal.errors import (
     NotFoundError,
     OversizeMetadataError,
 )
+from otaseal.progress import NO_PROGRESS
 from otaseal.store import bundle_key, pointer_key, root_key
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
     from otaseal.crypto import DecryptionKey
     from otaseal.model import Release, Root
+    from otaseal.progress import Progress
     from otaseal.store import Fetcher
 
 STATE_FILE = "state.json"
@@ -132,9 +134,26 @@ def update_root(
     return root, data
 
 
-def _download(fetcher: Fetcher, key: str, release: Release, dest: Path) -> None:
+class _Reporting:
+    """A file that tells ``progress`` how much was written to it (a segment at a time)."""
+
+    __slots__ = ("_out", "_progress")
+
+    def __init__(self, out: BinaryIO, progress: Progress) -> None:
+        self._out, self._progress = out, progress
+
+    def write(self, data: bytes) -> int:
+        written = self._out.write(data)
+        self._progress.advance(0, len(data))
+        return written
+
+
+def _download(
+    fetcher: Fetcher, key: str, release: Release, dest: Path, progress: Progress = NO_PROGRESS
+) -> None:
     """At most the signed length, hashed as it arrives; the digest is checked before decrypt."""
     digest, seen = hashlib.sha256(), 0
+    progress.start("downloading", size=release.length)
     with dest.open("wb") as out:
         for chunk in fetcher.stream(key, max_bytes=release.length):
             seen += len(chunk)
@@ -146,6 +165,7 @@ def _download(fetcher: Fetcher, key: str, release: Release, dest: Path) -> None:
                 )
             digest.update(chunk)
             out.write(chunk)
+            progress.advance(0, len(chunk))
     if seen != release.length:
         raise LengthError(
             f"the bundle of {release.short} is {seen} bytes",
@@ -168,16 +188,18 @@ def install_release(
     decryption_key: DecryptionKey,
     out_dir: Path,
     work: Path,
+    progress: Progress = NO_PROGRESS,
 ) -> None:
     """Download, verify, decrypt and extract ``release`` into ``out_dir`` (replaced whole)."""
     from otaseal.archive import extract  # noqa: PLC0415 - only when installing
     from otaseal.formats.sealed import open_sealed  # noqa: PLC0415
 
     cipher, plain = work / "bundle.cub", work / "bundle.zip"
-    _download(fetcher, bundle_key(app, release.sha256), release, cipher)
+    _download(fetcher, bundle_key(app, release.sha256), release, cipher, progress)
+    progress.start("decrypting", size=release.plaintext_length)
     with cipher.open("rb") as src, plain.open("wb") as dst:
         plain_sha, plain_len = open_sealed(
-            src, decryption_key, dst, max_plaintext=release.plaintext_length
+            src, decryption_key, _Reporting(dst, progress), max_plaintext=release.plaintext_length
         )
     if (plain_sha, plain_len) != (release.plaintext_sha256, release.plaintext_length):
         raise HashMismatchError(
@@ -190,7 +212,7 @@ def install_release(
     staging = Path(tempfile.mkdtemp(prefix=".otaseal-staging-", dir=out_dir.parent))
     try:
         shutil.rmtree(staging)
-        index = extract(plain, staging, max_total_size=release.unpacked_size)
+        index = extract(plain, staging, max_total_size=release.unpacked_size, progress=progress)
         if len(index.files) != release.files:
             raise HashMismatchError(
                 f"the bundle holds {len(index.files)} files",
@@ -218,8 +240,12 @@ def check_for_update(
     now: datetime,
     native: int | None = None,
     initial_root: bytes | None = None,
+    progress: Progress = NO_PROGRESS,
 ) -> FetchResult:
-    """One update check, exactly in the spec's order; state changes only on success."""
+    """One update check, exactly in the spec's order; state changes only on success.
+
+    ``progress`` hears of the download, decryption and extraction of a release.
+    """
     state = DeviceState.load(state_dir, initial_root)
     trusted = trust.verify_trusted_root(state.root, app=app)
     root, root_bytes = update_root(fetcher, trusted, state.root, now)
@@ -280,6 +306,7 @@ def check_for_update(
             decryption_key=decryption_key,
             out_dir=out_dir,
             work=work,
+            progress=progress,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
