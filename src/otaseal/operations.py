@@ -37,6 +37,7 @@ from otaseal.model import (
     Root,
     channel_role,
 )
+from otaseal.progress import NO_PROGRESS
 from otaseal.store import bundle_key, capgo_key, index_key, manifest_key, pointer_key, root_key
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from otaseal.crypto import CapgoPrivateKey, DecryptionKey, RecipientKey
     from otaseal.formats.capgo import CapgoResult
     from otaseal.formats.sealed import SealResult
+    from otaseal.progress import Progress
     from otaseal.secrets import Masker
     from otaseal.store import Storage
 
@@ -394,8 +396,12 @@ def publish(
     pr: int | None = None,
     allow: Sequence[str] = (),
     notice: Notice = _quiet,
+    progress: Progress = NO_PROGRESS,
 ) -> PublishResult:
-    """Pack, seal and sign ``build_dir`` as the newest release of ``channel``."""
+    """Pack, seal and sign ``build_dir`` as the newest release of ``channel``.
+
+    ``progress`` hears of packing, writing the sealed bundle and uploading it.
+    """
     project.config.check_channel(channel)
     basis_points = percent_to_bp(rollout)
     if label is not None:
@@ -410,7 +416,9 @@ def publish(
     report_to = project.report_recipient()
     capgo_signer = project.capgo_key()
     with tempfile.TemporaryDirectory(prefix="otaseal-publish-") as tmp:
-        made = _pack_formats(build_dir, Path(tmp), recipients, capgo_signer, allow)
+        made = _pack_formats(
+            build_dir, Path(tmp), recipients, capgo_signer, allow, progress=progress
+        )
         packed, sealed, capgo = made.packed, made.sealed, made.capgo
         for warning in packed.warnings:
             notice(f"warning: {warning}")
@@ -428,6 +436,7 @@ def publish(
             if current is not None and _same_build(current, packed.sha256, capgo):
                 return None
             if not uploaded:
+                progress.start("uploading", size=made.sealed.length)
                 _upload(project, made, report_to)
                 uploaded = True
             listed = head.manifest.releases if head.manifest else ()
@@ -488,6 +497,8 @@ def _pack_formats(
     recipients: Sequence[RecipientKey],
     capgo_signer: CapgoPrivateKey | None,
     allow: Sequence[str],
+    *,
+    progress: Progress = NO_PROGRESS,
 ) -> _Made:
     """Pack once; the zip streams into the sealed writer and, when asked, the Capgo writer."""
     from otaseal.archive import pack  # noqa: PLC0415 - keep CLI start-up light
@@ -499,11 +510,11 @@ def _pack_formats(
     with sealed_path.open("wb") as out, contextlib.ExitStack() as stack:
         writer = SealWriter(out, recipients)
         if capgo_signer is None:
-            packed = pack(build_dir, writer, allow=allow)
+            packed = pack(build_dir, writer, allow=allow, progress=progress)
         else:
             capgo_out = stack.enter_context(capgo_path.open("wb"))
             capgo_writer = CapgoWriter(capgo_out, capgo_signer)
-            packed = pack(build_dir, Tee(writer, capgo_writer), allow=allow)
+            packed = pack(build_dir, Tee(writer, capgo_writer), allow=allow, progress=progress)
             capgo = capgo_writer.close()
         sealed = writer.close()
     if capgo is not None and capgo.plaintext_sha256 != packed.sha256:  # pragma: no cover
