@@ -436,7 +436,7 @@ def publish(
             if current is not None and _same_build(current, packed.sha256, capgo):
                 return None
             if not uploaded:
-                progress.start("uploading", size=made.sealed.length)
+                progress.start("uploading")
                 _upload(project, made, report_to)
                 uploaded = True
             listed = head.manifest.releases if head.manifest else ()
