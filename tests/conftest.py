@@ -1,7 +1,15 @@
-"""Shared fixtures: a fixed clock and a fresh project with a folder store."""
+"""Shared fixtures: a fixed clock and a fresh project with a folder store.
+
+Also the end of the session's temp-dir hygiene (`make test` fails when the suite leaves anything
+in its own TMPDIR): pytest's ``tmp_path`` folders go with ``tmp_path_retention_policy = "none"``
+(pyproject.toml), and the hook below removes the ``pytest-of-USER`` folder they lived in.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import getpass
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +22,13 @@ from otaseal.project import init_project
 NOW = datetime(2026, 11, 23, 12, 0, 0, tzinfo=UTC)
 APP = "com.example.app"
 EXAMPLE_WEB = Path(__file__).resolve().parents[1] / "examples" / "web"
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's tmpdir plugin removed this session's tmp_path
+def pytest_sessionfinish() -> None:
+    """Remove ``$TMPDIR/pytest-of-USER`` when no session (ours or another) still uses it."""
+    with contextlib.suppress(OSError):  # not empty: another session's, or a kept failure
+        (Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}").rmdir()
 
 
 @pytest.fixture

@@ -102,6 +102,7 @@ def start_seaweedfs(access_key: str = "otaseal-test", secret_key: str = "otaseal
     env = dict(os.environ, AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key)
     argv = [
         str(BIN / "weed"),
+        f"-logdir={work}",  # glog writes into $TMPDIR otherwise, and nothing removes it
         "mini",
         f"-dir={work}",
         "-ip=127.0.0.1",

@@ -236,9 +236,19 @@ def worker_spec(tmp: Path, name: str, **spec: Any) -> Path:
 
 
 def start_worker(spec: Path) -> subprocess.Popen[str]:
-    """Start the worker on ``spec`` in its own process."""
+    """Start the worker on ``spec`` in its own process.
+
+    Its temp dir sits beside the spec: a worker that SIGKILLs itself mid-publish cannot remove
+    its ``otaseal-publish-*`` folder, and the test's ``tmp_path`` goes away with the test.
+    """
+    tmp = spec.with_suffix(".tmp")
+    tmp.mkdir(exist_ok=True)
     return subprocess.Popen(
-        [PYTHON, str(HERE), str(spec)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [PYTHON, str(HERE), str(spec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp)},
     )
 
 
