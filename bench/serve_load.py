@@ -83,7 +83,8 @@ SEED = 20261128
 THREADS = 2
 CONNECTIONS = 64
 WARM_UP_S = 2
-QUIET_LIMIT = 0.3  # cores other processes may use before a repeat starts
+QUIET_LIMIT = 0.3  # cores other processes may use before (and during) a measured run
+NOISE_RETRIES = 2  # extra runs when others used more than that during one; the quietest is kept
 
 CHECKS_TARGET = 10_000.0
 P99_TARGET_MS = 20.0
@@ -844,7 +845,16 @@ def contenders(
 def run_one(c: Contender, tools: Tools, data: Path, seconds: int, quiet_wait: float) -> None:
     server = c.start()
     try:
-        c.samples.append(measure(tools, server, data, seconds, quiet_wait))
+        best = measure(tools, server, data, seconds, quiet_wait)
+        for _ in range(NOISE_RETRIES):  # others took CPU during the run: measure again
+            if best.busy_during <= QUIET_LIMIT:
+                break
+            print(
+                f"      others used {best.busy_during:.2f} cores during the run: again", flush=True
+            )
+            again = measure(tools, server, data, seconds, quiet_wait)
+            best = min(best, again, key=lambda m: m.busy_during)
+        c.samples.append(best)
     except RuntimeError:
         print(server.tail(), file=sys.stderr)
         raise
@@ -1045,6 +1055,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up servers on kill -TERM
     tools = find_tools()
     notes: list[str] = []
     OUT.mkdir(exist_ok=True)
