@@ -379,6 +379,7 @@ def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
             initial_root = Path(args.root).read_bytes()
         except OSError as exc:
             raise InputError(f"cannot read --root {args.root} ({exc.strerror})") from None
+        _check_root_file(args.root, initial_root, args.app)
     result = check_for_update(
         fetcher,
         app=args.app,
@@ -409,6 +410,22 @@ def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
         line = f"up to date: {result.detail}" + (f" ({release.short})" if release else "")
     out.result(doc, [line])
     return 0
+
+
+def _check_root_file(path: str, data: bytes, app: str) -> None:
+    """A ``--root`` that is no root.json of ``app`` is the file's fault, not the store's."""
+    from otaseal import trust  # noqa: PLC0415
+    from otaseal.errors import MetadataError  # noqa: PLC0415
+
+    try:
+        trust.verify_trusted_root(data, app=app)
+    except MetadataError as exc:
+        raise type(exc)(
+            f"--root {path} is not a root.json this device can trust: {exc.what}",
+            expected=f"the root.json of the project for {app} (the file `root:` in otaseal.yml "
+            "names, written by `otaseal init`), signed by its own root keys",
+            fix="pass that file as --root; the store was not read",
+        ) from None
 
 
 def cmd_serve(args: argparse.Namespace, out: Output) -> int:  # noqa: ARG001 - logs, not results
