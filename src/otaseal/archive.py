@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
+from otaseal import jsonread
 from otaseal.errors import ArchiveError, HygieneError, InputError
 from otaseal.progress import NO_PROGRESS
 
@@ -156,17 +157,12 @@ class Index:
     def from_json(cls, data: bytes) -> Index:
         """Parse and validate an index; raise :class:`ArchiveError` if anything is off."""
         try:
-            doc = json.loads(
-                data.decode("utf-8"),
-                object_pairs_hook=_unique_keys,
-                parse_constant=_reject_constant,
-            )
-        except ValueError:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-            raise _malformed("it is not UTF-8 JSON without duplicate keys") from None
+            doc = jsonread.loads(data)
+        except jsonread.JsonError as exc:
+            raise _malformed(exc.detail) from None
         if not isinstance(doc, dict):
             raise _malformed("the top level is not an object")
-        version = doc.get("version")
-        if type(version) is not int or version != INDEX_VERSION:
+        if jsonread.integer(doc.get("version")) != INDEX_VERSION:
             raise _malformed(f'"version" is not {INDEX_VERSION}')
         items = doc.get("files")
         if not isinstance(items, list):
@@ -197,17 +193,6 @@ class Index:
         )
 
 
-def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    doc = dict(pairs)
-    if len(doc) != len(pairs):
-        raise ValueError("duplicate key")
-    return doc
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(name)
-
-
 def _parse_entry(item: object) -> FileEntry:
     if not isinstance(item, dict):
         raise _malformed("a file entry is not an object")
@@ -217,11 +202,12 @@ def _parse_entry(item: object) -> FileEntry:
     problem = _name_problem(path) or ("is reserved" if _is_reserved(path) else None)
     if problem is not None:
         raise _malformed(f"path {path!r} {problem}")
-    if type(size) is not int or size < 0:
-        raise _malformed(f'"size" of {path!r} is not a non-negative integer')
+    number = jsonread.integer(size)
+    if number is None:
+        raise _malformed(f'"size" of {path!r} is not an integer from 0 to 2^53−1')
     if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
         raise _malformed(f'"sha256" of {path!r} is not 64 lowercase hex digits')
-    return FileEntry(path, size, digest)
+    return FileEntry(path, number, digest)
 
 
 def _malformed(detail: str) -> ArchiveError:

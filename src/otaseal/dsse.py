@@ -7,11 +7,11 @@ envelope. A threshold counts distinct trusted key ids, so one key cannot be coun
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from otaseal import jsonread
 from otaseal.errors import MalformedMetadataError, UnsignedMetadataError
 
 if TYPE_CHECKING:
@@ -71,20 +71,38 @@ class Envelope:
     def from_json(cls, data: bytes) -> Envelope:
         """Parse the envelope only; the payload stays untouched bytes until verified."""
         try:
-            doc = json.loads(data)
-            sigs = tuple(
-                (str(s["keyid"]), base64.b64decode(s["sig"], validate=True))
-                for s in doc["signatures"]
-            )
-            return cls(
-                str(doc["payloadType"]), base64.b64decode(doc["payload"], validate=True), sigs
-            )
-        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-            raise MalformedMetadataError(
-                "the metadata is not a DSSE envelope",
-                expected='{"payloadType", "payload", "signatures": [{"keyid", "sig"}]}',
-                fix="the store holds a damaged or foreign file; republish",
-            ) from None
+            doc = jsonread.loads(data)
+        except jsonread.JsonError as exc:
+            raise _not_envelope(exc.detail) from None
+        if not isinstance(doc, dict):
+            raise _not_envelope("it is not a JSON object")
+        payload_type, payload = doc.get("payloadType"), jsonread.decode_base64(doc.get("payload"))
+        if not isinstance(payload_type, str):
+            raise _not_envelope('"payloadType" is not a string')
+        if payload is None:
+            raise _not_envelope('"payload" is not padded standard base64')
+        entries = doc.get("signatures")
+        if not isinstance(entries, list):
+            raise _not_envelope('"signatures" is not an array')
+        sigs: list[tuple[str, bytes]] = []
+        for entry in entries:
+            keyid = entry.get("keyid") if isinstance(entry, dict) else None
+            sig = jsonread.decode_base64(entry.get("sig")) if isinstance(entry, dict) else None
+            if not isinstance(keyid, str) or sig is None:
+                raise _not_envelope(
+                    'a signature is not an object with a string "keyid" and a base64 "sig"'
+                )
+            sigs.append((keyid, sig))
+        return cls(payload_type, payload, tuple(sigs))
+
+
+def _not_envelope(detail: str) -> MalformedMetadataError:
+    return MalformedMetadataError(
+        f"the metadata is not a DSSE envelope: {detail}",
+        expected='{"payloadType", "payload", "signatures": [{"keyid", "sig"}]} in UTF-8 JSON, '
+        "with padded standard base64",
+        fix="the store holds a damaged or foreign file; republish",
+    )
 
 
 def sign(payload_type: str, payload: bytes, signers: Sequence[Signer]) -> Envelope:

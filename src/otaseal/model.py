@@ -8,13 +8,13 @@ is refused with a clear message rather than half-understood.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from otaseal import jsonread
 from otaseal.crypto import PublicKey
 from otaseal.errors import InputError, MalformedMetadataError, WrongTargetError
 
@@ -22,6 +22,12 @@ SPEC_VERSION = "1.1"  # 1.1: the optional `capgo` member of a release entry
 SPEC_MAJOR = 1
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
+SPEC_VERSION_RE = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
+# RFC 3339 with seconds and a zone, nothing else (SPEC §1): the one form every SDK parses alike.
+TIME_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])"
+)
 FULL_ROLLOUT = 10_000  # basis points
 MAX_RELEASES = 5
 
@@ -49,11 +55,20 @@ def format_time(moment: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    """Parse an RFC 3339 timestamp; naive values are refused."""
-    moment = datetime.fromisoformat(text)
-    if moment.tzinfo is None:
-        raise ValueError("timestamp without a time zone")
-    return moment.astimezone(UTC)
+    """Parse ``YYYY-MM-DDTHH:MM:SS`` with ``Z`` or ``±HH:MM`` (SPEC §1); else ``ValueError``.
+
+    A valid form whose UTC instant falls outside years 1..9999 (``0001-01-01T00:00:00+14:00``)
+    is a ``ValueError`` too, never an ``OverflowError``.
+    """
+    if not TIME_RE.fullmatch(text):
+        raise ValueError("not YYYY-MM-DDTHH:MM:SS with Z or ±HH:MM")
+    try:
+        return datetime.fromisoformat(text).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError("not an instant from year 1 to year 9999 in UTC") from None
+
+
+_KIND_NAMES = {str: "a string", bool: "true or false", dict: "an object", list: "an array"}
 
 
 class _Reader:
@@ -77,16 +92,19 @@ class _Reader:
         value = self.doc.get(name)
         if value is None and optional:
             return None
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if not ok:
-            raise self._bad(f"{self.where}.{name}", f"{kind.__name__}")
+        if not isinstance(value, kind):
+            raise self._bad(f"{self.where}.{name}", _KIND_NAMES.get(kind, kind.__name__))
         return value
 
     def nat(self, name: str, *, optional: bool = False) -> int | None:
-        value = self.get(name, int, optional=optional)
-        if value is not None and value < 0:
-            raise self._bad(f"{self.where}.{name}", "a non-negative integer")
-        return value  # type: ignore[no-any-return]
+        """An integer of SPEC §1: a whole number from 0 to 2^53−1."""
+        value = self.doc.get(name)
+        if value is None and optional:
+            return None
+        number = jsonread.integer(value)
+        if number is None:
+            raise self._bad(f"{self.where}.{name}", "an integer from 0 to 2^53−1")
+        return number
 
     def int_(self, name: str) -> int:
         value = self.nat(name)
@@ -98,7 +116,8 @@ class _Reader:
             return parse_time(self.get(name, str))
         except ValueError:
             raise self._bad(
-                f"{self.where}.{name}", "an RFC 3339 time such as 2026-01-31T12:00:00Z"
+                f"{self.where}.{name}",
+                "YYYY-MM-DDTHH:MM:SS with Z or ±HH:MM, e.g. 2026-01-31T12:00:00Z",
             ) from None
 
     def digest(self, name: str) -> str:
@@ -112,9 +131,12 @@ class _Reader:
 
 
 def _check_header(r: _Reader, kind: str, app: str | None) -> None:
-    if r.get("_type", str) != kind:
-        raise WrongTargetError(f"the document is a {r.doc.get('_type')!r}", expected=repr(kind))
+    found = r.get("_type", str)
+    if found != kind:
+        raise WrongTargetError(f"the document is a {found[:40]!r}", expected=repr(kind))
     spec = r.get("spec_version", str)
+    if not SPEC_VERSION_RE.fullmatch(spec):
+        raise r._bad(f"{r.where}.spec_version", '"MAJOR.MINOR", e.g. "1.1"')  # noqa: SLF001
     if spec.split(".", 1)[0] != str(SPEC_MAJOR):
         raise WrongTargetError(
             f"the document uses spec version {spec}",
@@ -123,7 +145,7 @@ def _check_header(r: _Reader, kind: str, app: str | None) -> None:
         )
     if app is not None and r.get("app", str) != app:
         raise WrongTargetError(
-            f"the {kind} metadata is for app {r.doc.get('app')!r}",
+            f"the {kind} metadata is for app {r.doc['app'][:64]!r}",
             expected=repr(app),
             fix="check the app id and store path the device uses",
         )
@@ -197,10 +219,9 @@ class Root:
         keys: dict[str, PublicKey] = {}
         for keyid, entry in r.get("keys", dict).items():
             e = _Reader(entry, f"root.keys.{keyid[:12]}")
-            try:
-                der = base64.b64decode(e.get("public", str), validate=True)
-            except binascii.Error:
-                raise _Reader._bad("root key", "base64 DER") from None  # noqa: SLF001
+            der = jsonread.decode_base64(e.get("public", str))
+            if der is None:
+                raise _Reader._bad(f"root.keys.{keyid[:12]}.public", "padded standard base64")  # noqa: SLF001
             key = PublicKey(e.get("algorithm", str), der)
             if not key.is_canonical():
                 raise _Reader._bad(  # noqa: SLF001
@@ -476,10 +497,11 @@ class ChannelManifest:
 
 def _load(data: bytes) -> object:
     try:
-        return json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        return jsonread.loads(data)
+    except jsonread.JsonError as exc:
         raise MalformedMetadataError(
-            "signed metadata is not valid JSON",
-            expected="a UTF-8 JSON object",
+            f"signed metadata is not valid: {exc.detail}",
+            expected="a UTF-8 JSON object without a byte-order mark, duplicate keys or nesting "
+            f"deeper than {jsonread.MAX_DEPTH} levels",
             fix="the publisher wrote an invalid document; republish",
         ) from None
