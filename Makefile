@@ -6,11 +6,14 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: demo test lint typecheck unit bench bench-serve clean vectors
 
+# The first run takes about a minute: say so, and let pip show each package it fetches.
 $(STAMP): pyproject.toml
+	@echo "make: setting up $(VENV) (first run, or pyproject.toml changed): otaseal and its dev tools, about a minute"
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --progress-bar on -e '.[dev]'
 	touch $(STAMP)
+	@echo "make: $(VENV) is ready"
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
@@ -37,8 +40,20 @@ sysdeps:
 		echo "sysdeps: no pg_ctl and not root: PostgreSQL tests will skip (install Debian's postgresql)"; \
 	fi
 
+# The suite runs with a TMPDIR of its own that must be empty again at the end: a test (or a
+# server or CLI it starts) that leaves a temp file behind fails `make test`, naming what it left.
 unit: $(STAMP) sysdeps
-	$(VENV)/bin/pytest --cov --cov-branch --cov-report=term --cov-fail-under=90
+	@tmp=$$(mktemp -d); \
+	TMPDIR=$$tmp $(VENV)/bin/pytest --cov --cov-branch --cov-report=term --cov-fail-under=90; \
+	status=$$?; \
+	left=$$(cd "$$tmp" && find . -mindepth 1 -maxdepth 2 | head -20); \
+	rm -rf "$$tmp"; \
+	if [ -n "$$left" ]; then \
+		echo "make: the test suite left these in its temp dir (remove them in the test):"; \
+		echo "$$left"; \
+		exit 1; \
+	fi; \
+	exit $$status
 
 test: lint typecheck unit
 
