@@ -29,6 +29,7 @@ _FIELDS = {
     "report_recipient",
     "formats",
     "self_assignable",
+    "allow",
 }
 FORMATS = ("sealed", "capgo")
 
@@ -50,6 +51,8 @@ class Config:
     report_recipient: str | None = None
     formats: tuple[str, ...] = ("sealed",)
     self_assignable: tuple[str, ...] = ()
+    allow: tuple[str, ...] = ()
+    """Path patterns (fnmatch) of files publish ships although they look like secrets."""
 
     def key_ref(self, role: str) -> str:
         """The key reference for ``root`` or a channel."""
@@ -183,6 +186,7 @@ def load_config(path: Path) -> Config:
     if not isinstance(lock_mode, bool):
         raise _bad(path, "`s3_lock_mode` is not true or false", "s3_lock_mode: true")
     formats, assignable = _serving(path, doc, channels)
+    allow = _string_list(path, doc, "allow", [], "['assets/demo-*.pem']")
     return Config(
         path=path,
         app=app,
@@ -197,6 +201,7 @@ def load_config(path: Path) -> Config:
         report_recipient=_absolute_ref(report, base) if report else None,
         formats=tuple(formats),
         self_assignable=tuple(assignable),
+        allow=tuple(allow),
     )
 
 

@@ -64,13 +64,13 @@ def now_utc() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
 
-def percent_to_bp(percent: float) -> int:
-    """Rollout percent (0–100, up to two decimals) to basis points."""
+def percent_to_bp(percent: float, *, option: str = "--rollout") -> int:
+    """Rollout percent (0–100, up to two decimals) to basis points; ``option`` names the flag."""
     if not 0 <= percent <= 100:  # noqa: PLR2004
         raise InputError(
             f"rollout {percent:g} is outside 0–100",
             expected="a percentage from 0 to 100, e.g. 10 or 12.5",
-            fix="pass --rollout with a value between 0 and 100",
+            fix=f"pass a value between 0 and 100, e.g. `{option} 10` for 10 % of devices",
         )
     return round(percent * 100)
 
@@ -378,9 +378,52 @@ def check_label(label: str) -> str:
         raise InputError(
             f"label {label!r} is not allowed",
             expected="1–64 characters of letters, digits, '.', '+', '_' and '-', e.g. 1.4.2",
-            fix="pass --label with a version such as 1.4.2",
+            fix="pass a version such as `--label 1.4.2`",
         )
     return label
+
+
+def verify_label_unused(
+    label: str, plaintext_sha256: str, channels: Mapping[str, Sequence[Release]]
+) -> None:
+    """Refuse a label that already names a different build on one of the app's channels.
+
+    A label is how people name a release to promote or revert, so it must name one build. The
+    same build (same plaintext) may carry its label to another channel.
+    """
+    for name, releases in channels.items():
+        for release in releases:
+            if release.label == label and release.plaintext_sha256 != plaintext_sha256:
+                raise InputError(
+                    f"label {label!r} already names another build on {name} ({release.short}, "
+                    f"published {release.published:%Y-%m-%d %H:%M} UTC)",
+                    expected="a label that names one build, so that promoting or reverting by "
+                    "label finds exactly one release",
+                    fix=f"pass a label that says which build this is, e.g. `--label "
+                    f"{label[:48]}+<commit>`, or leave the label out for r<counter>",
+                )
+
+
+def find_release(releases: Sequence[Release], ref: str, channel: str) -> Release | None:
+    """A release by label, digest or unique digest prefix; an ambiguous label is an error."""
+    named = {r.sha256: r for r in releases if r.label == ref}
+    if len(named) > 1:
+        raise InputError(
+            f"the label {ref!r} names {len(named)} different builds on {channel}: "
+            + ", ".join(r.short for r in named.values()),
+            expected="a reference that names one release",
+            fix="name the release by its digest (at least 8 hex digits) instead of its label",
+        )
+    if named:
+        return next(iter(named.values()))
+    exact = [r for r in releases if r.sha256 == ref]
+    if exact:
+        return exact[0]
+    if len(ref) >= 8:  # noqa: PLR2004 - shortest digest prefix people may type
+        hits = {r.sha256: r for r in releases if r.sha256.startswith(ref)}
+        if len(hits) == 1:
+            return next(iter(hits.values()))
+    return None
 
 
 def publish(
@@ -416,18 +459,20 @@ def publish(
     report_to = project.report_recipient()
     capgo_signer = project.capgo_key()
     with tempfile.TemporaryDirectory(prefix="otaseal-publish-") as tmp:
+        allowed = (*project.config.allow, *allow)
         made = _pack_formats(
-            build_dir, Path(tmp), recipients, capgo_signer, allow, progress=progress
+            build_dir, Path(tmp), recipients, capgo_signer, allowed, progress=progress
         )
         packed, sealed, capgo = made.packed, made.sealed, made.capgo
         for warning in packed.warnings:
             notice(f"warning: {warning}")
         ensure_roots(project)
-        others = [c for c in project.config.channels if c != channel]
-        counter_floor = max(
-            (r.counter for c in others if (m := _channel_manifest(project, c)) for r in m.releases),
-            default=0,
-        )
+        others = {
+            c: m.releases
+            for c in project.config.channels
+            if c != channel and (m := _channel_manifest(project, c))
+        }
+        counter_floor = max((r.counter for rs in others.values() for r in rs), default=0)
         uploaded = False
 
         def build(head: Head) -> ChannelManifest | None:
@@ -435,6 +480,9 @@ def publish(
             current = head.manifest.current if head.manifest else None
             if current is not None and _same_build(current, packed.sha256, capgo):
                 return None
+            if label is not None:
+                mine = head.manifest.releases if head.manifest else ()
+                verify_label_unused(label, packed.sha256, {channel: mine, **others})
             if not uploaded:
                 progress.start("uploading")
                 _upload(project, made, report_to)
@@ -585,7 +633,7 @@ def _require_release(manifest: ChannelManifest | None, channel: str, ref: str | 
             fix=f"publish to {channel} first (`otaseal publish DIST --channel {channel}`) or "
             f"promote a release into it (`otaseal promote --from CHANNEL --to {channel}`)",
         )
-    release = manifest.current if ref is None else manifest.find(ref)
+    release = manifest.current if ref is None else find_release(manifest.releases, ref, channel)
     if release is None:
         listed = ", ".join(r.short for r in manifest.releases) or "none (it serves the builtin)"
         raise InputError(
@@ -603,7 +651,7 @@ def promote(
     project.config.check_channel(source)
     project.config.check_channel(target)
     if source == target:
-        raise InputError(f"--from and --to are both {source}", fix="promote to another channel")
+        raise InputError(f"`--from` and `--to` are both {source}", fix="promote to another channel")
     basis_points = percent_to_bp(rollout)
     signer = project.signer(target)
     release = _require_release(_channel_manifest(project, source), source, ref)
@@ -656,8 +704,8 @@ def set_rollout(
     """Change the current release's rollout: a percentage, pause, or resume."""
     project.config.check_channel(channel)
     if sum((percent is not None, pause, resume)) != 1:
-        raise InputError("rollout needs exactly one of --percent, --pause or --resume")
-    basis_points = percent_to_bp(percent) if percent is not None else None
+        raise InputError("rollout needs exactly one of `--percent`, `--pause` or `--resume`")
+    basis_points = percent_to_bp(percent, option="--percent") if percent is not None else None
     signer = project.signer(channel)
 
     def build(head: Head) -> ChannelManifest | None:
@@ -683,11 +731,12 @@ def set_rollout(
 
 
 def _history_release(project: Project, channel: str, ref: str) -> Release | None:
+    """A release that left the manifest, by reference; the newest copy of each build."""
+    seen: dict[str, Release] = {}
     for manifest in reversed(history(project, channel)):
-        found = manifest.find(ref)
-        if found is not None:
-            return found
-    return None
+        for release in manifest.releases:
+            seen.setdefault(release.sha256, release)
+    return find_release(list(seen.values()), ref, channel)
 
 
 def revert(project: Project, *, channel: str, to: str | None = None) -> Change:
@@ -719,11 +768,13 @@ def revert(project: Project, *, channel: str, to: str | None = None) -> Change:
                 raise InputError(
                     f"{channel} has no earlier release to revert to",
                     expected="a channel with at least two releases",
-                    fix="name one with --to LABEL, or `--to builtin` for the app's own build",
+                    fix="name one with `--to LABEL`, or `--to builtin` for the app's own build",
                 )
             target = candidates[0]
         else:
-            found = manifest.find(to) or _history_release(project, channel, to)
+            found = find_release(manifest.releases, to, channel) or _history_release(
+                project, channel, to
+            )
             if found is None:
                 raise InputError(
                     f"release {to!r} was never on {channel}",
