@@ -13,9 +13,11 @@ The image runs this file as a script (Dockerfile ``ENTRYPOINT``); tests call :fu
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import requests
@@ -23,6 +25,7 @@ import requests
 from otaseal import crypto, dsse
 from otaseal.action.inputs import Inputs, read_inputs
 from otaseal.action.report import (
+    PAUSED_MEANING,
     ChannelRow,
     ReleaseReport,
     Stage,
@@ -31,6 +34,7 @@ from otaseal.action.report import (
     render_summary,
 )
 from otaseal.action.runner import Runner, RunnerError
+from otaseal.action.wording import for_action
 from otaseal.config import find_config, load_config
 from otaseal.errors import Error, GitHubError, InputError
 from otaseal.github import GitHub, is_permission_denied, permission_hint
@@ -55,6 +59,7 @@ if TYPE_CHECKING:
     from typing import TextIO
 
     from otaseal.archive import IndexDiff
+    from otaseal.config import Config
     from otaseal.model import ChannelManifest, Release
 
 T = TypeVar("T")
@@ -156,6 +161,8 @@ def open_project(inputs: Inputs, env: Mapping[str, str], runner: Runner) -> Proj
     channel = inputs.written_channel
     if channel is not None and inputs.signing_key is not None:
         config = replace(config, keys={**config.keys, channel: inputs.signing_key})
+    elif channel is not None:
+        verify_config_key(config, channel, env)
     if inputs.capgo_key is not None:
         config = replace(config, keys={**config.keys, "capgo": inputs.capgo_key})
     store = open_store(
@@ -164,6 +171,42 @@ def open_project(inputs: Inputs, env: Mapping[str, str], runner: Runner) -> Proj
         s3_lock_mode=config.s3_lock_mode,
     )
     return Project(config, store, mask=runner.add_mask, env=env)
+
+
+def secret_name(channel: str) -> str:
+    """The secret the example workflows keep a channel's key in: ``OTASEAL_<CHANNEL>_KEY``."""
+    return "OTASEAL_" + re.sub(r"[^A-Z0-9]", "_", channel.upper()) + "_KEY"
+
+
+def verify_config_key(config: Config, channel: str, env: Mapping[str, str]) -> None:
+    """With ``signing-key`` empty (an unset secret is empty), otaseal.yml's key must be there.
+
+    Without this, an unset secret surfaces as "file keys/beta.pem is not readable", which sends
+    people looking for a file instead of the secret they forgot to set.
+    """
+    ref = config.keys.get(channel)
+    where = f"keys.{channel} in {config.path.name} is {describe_ref(ref or '')}"
+    if ref is None:
+        fallback = f"{config.path.name} names no key for {channel} under `keys:`"
+    elif ref.startswith("file:"):
+        if Path(ref.removeprefix("file:")).exists():
+            return
+        fallback = f"{where}, which does not exist here"
+    elif ref.startswith("env:"):
+        if env.get(ref.removeprefix("env:"), "").strip():
+            return
+        fallback = f"{where}, which is not set or empty"
+    else:
+        return  # a KMS, Vault or AWS reference: resolved (and explained) by otaseal.secrets
+    name = secret_name(channel)
+    raise InputError(
+        f"the input 'signing-key' is empty (a secret that is not set reaches the Action "
+        f"empty), and {fallback}",
+        expected=f"the {channel} channel's private signing key, passed from a secret",
+        fix=f"add the secret {name} (the contents of keys/{channel}.pem from `otaseal init`) to "
+        f"the repository, or to the environment the job runs in, and pass it as "
+        f"`signing-key: ${{{{ secrets.{name} }}}}` under `with:`",
+    )
 
 
 def resolve_report_key(
@@ -391,6 +434,7 @@ def run_command(
             rollout=100.0 if inputs.rollout is None else inputs.rollout,
             commit=commit,
             pr=pr,
+            allow=inputs.allow_files,
             notice=lambda text: _notice(runner, text),
         ).change
     elif inputs.command == "promote":
@@ -418,7 +462,7 @@ def run_command(
         _STAGES[inputs.command],
         change.channel,
         change.manifest,
-        change.previous,
+        _previous_release(change.manifest) if change.noop else change.previous,
         changed=not change.noop,
     )
 
@@ -433,10 +477,16 @@ def _notice(runner: Runner, text: str) -> None:
 def _status_outcome(project: Project, channel: str) -> Outcome:
     project.config.check_channel(channel)
     manifest = read_head(project, channel).manifest
-    previous = None
-    if manifest is not None and not manifest.builtin and len(manifest.releases) > 1:
-        previous = manifest.releases[1]
-    return Outcome(project.app, "status", channel, manifest, previous, changed=False)
+    return Outcome(
+        project.app, "status", channel, manifest, _previous_release(manifest), changed=False
+    )
+
+
+def _previous_release(manifest: ChannelManifest | None) -> Release | None:
+    """The release before the current one: what an unchanged channel is compared with."""
+    if manifest is None or manifest.builtin or len(manifest.releases) < 2:  # noqa: PLR2004
+        return None
+    return manifest.releases[1]
 
 
 # --- reporting -----------------------------------------------------------------------------------
@@ -459,7 +509,7 @@ def build_report(
         app=project.app,
         stage=outcome.stage,
         channel=outcome.channel,
-        label=outcome.label or "(no release)",
+        label=outcome.label,
         digest=current.sha256 if current else "",
         size=current.length if current else 0,
         files=current.files if current else 0,
@@ -474,6 +524,7 @@ def build_report(
         commit=current.commit if current else None,
         formats=formats_of(current),
         capgo_size=current.capgo.length if current and current.capgo else None,
+        builtin=outcome.manifest is not None and outcome.manifest.builtin,
     )
     return Report(release, broken)
 
@@ -526,6 +577,7 @@ def channel_rows(project: Project) -> tuple[tuple[ChannelRow, ...], tuple[str, .
                 rollout_percent=current.rollout_bp / 100 if current else None,
                 manifest_version=manifest.version if manifest else None,
                 expires=format_time(manifest.expires) if manifest else None,
+                paused=current.paused if current else False,
             )
         )
     return tuple(rows), tuple(broken)
@@ -566,10 +618,14 @@ def formats_of(release: Release | None) -> tuple[str, ...]:
 
 def _describe(outcome: Outcome) -> str:
     rollout = outcome.rollout
-    if outcome.label == "builtin":
+    if outcome.manifest is not None and outcome.manifest.builtin:
         return f"{outcome.channel} serves the app's builtin build"
+    current = outcome.current
+    if current is None:
+        return f"{outcome.channel} has no release yet"
     at = f" at {rollout:g} %" if rollout is not None else ""
-    return f"{outcome.label or 'nothing'} on {outcome.channel}{at}"
+    paused = f", paused: {PAUSED_MEANING}" if current.paused else ""
+    return f"{outcome.label} on {outcome.channel}{at}{paused}"
 
 
 def github_section(github: GitHubSteps) -> str:
@@ -588,25 +644,31 @@ def _html(text: str) -> str:
 
 
 # --- failing -------------------------------------------------------------------------------------
-def fail(runner: Runner, command: str, exc: Error) -> int:
+def _failed(command: str | None) -> str:
+    """``otaseal publish failed``, or ``otaseal failed`` before the command is known."""
+    return f"otaseal {command} failed" if command else "otaseal failed"
+
+
+def fail(runner: Runner, command: str | None, exc: Error) -> int:
     """``::error::``, the same text in the summary, and the error's exit code."""
-    text = exc.diagnostics()
-    runner.error(text, title=f"otaseal {command} failed")
+    text = for_action(exc.diagnostics(), command)
+    runner.error(text, title=_failed(command))
     after = "" if command == "status" else f"\n{_STOPPED}\n"
-    runner.append_summary(f"### otaseal {_DASH} {command} failed\n\n{_fenced(text)}{after}")
+    runner.append_summary(f"### {_failed(command)}\n\n{_fenced(text)}{after}")
     return exc.exit_code
 
 
-def crash(runner: Runner, command: str, exc: Exception) -> int:
+def crash(runner: Runner, command: str | None, exc: Exception) -> int:
     """An unexpected exception: a bug. The traceback goes to the log, masked and inert."""
     with runner.group("Traceback"), runner.stop_commands():
         runner.info("".join(traceback.format_exception(exc)))
     text = (
-        f"otaseal {command} stopped on an unexpected {type(exc).__name__}; this is a bug "
-        "in otaseal, please report it with the log of this step"
+        f"{_failed(command).removesuffix(' failed')} stopped on an unexpected "
+        f"{type(exc).__name__}; this is a bug in otaseal, please report it with the log of "
+        "this step"
     )
-    runner.error(text, title=f"otaseal {command} failed")
-    runner.append_summary(f"### otaseal {_DASH} {command} failed\n\n{_fenced(text)}")
+    runner.error(text, title=_failed(command))
+    runner.append_summary(f"### {_failed(command)}\n\n{_fenced(text)}")
     return 1
 
 
@@ -622,7 +684,7 @@ def main(env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int
     """Run the Action in ``env`` (the process environment by default); return the exit code."""
     environ = os.environ if env is None else env
     runner = Runner(environ, out)
-    command = "otaseal"
+    command: str | None = None
     try:
         inputs = read_inputs(runner)
         command = inputs.command

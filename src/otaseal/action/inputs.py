@@ -37,7 +37,9 @@ _PR_NUMBER: Final = re.compile(r"[1-9][0-9]{0,9}")
 _KEY_INPUTS: Final = ("signing-key", "report-key", "capgo-key")
 # The inputs each command reads beyond the shared ones (config, store, keys, GitHub switches).
 _USES: Final[dict[Command, frozenset[str]]] = {
-    "publish": frozenset({"build-dir", "channel", "rollout", "label", "signing-key", "capgo-key"}),
+    "publish": frozenset(
+        {"build-dir", "channel", "rollout", "label", "signing-key", "capgo-key", "allow-file"}
+    ),
     "promote": frozenset({"from", "to", "release", "rollout", "signing-key"}),
     "rollout": frozenset({"channel", "rollout", "signing-key"}),
     "revert": frozenset({"channel", "release", "signing-key"}),
@@ -55,6 +57,7 @@ _OPTIONAL: Final = frozenset(
         "label",
         "signing-key",
         "capgo-key",
+        "allow-file",
     }
 )
 
@@ -79,6 +82,7 @@ class Inputs:
     signing_key: str | None = None
     report_key: str | None = None
     capgo_key: str | None = None
+    allow_files: tuple[str, ...] = ()
     pull_request: int | None = None
     github_token: str = ""
     comment: bool = True
@@ -129,6 +133,7 @@ def read_inputs(runner: Runner) -> Inputs:
         signing_key=(runner.input("signing-key") or None) if "signing-key" in uses else None,
         report_key=runner.input("report-key") or None,
         capgo_key=(runner.input("capgo-key") or None) if "capgo-key" in uses else None,
+        allow_files=_patterns(runner.input("allow-file")) if "allow-file" in uses else (),
         pull_request=_pull_request(runner.input("pull-request")),
         github_token=runner.input("github-token"),
         comment=runner.bool_input("comment", default=True),
@@ -190,6 +195,11 @@ def _app_id(value: str) -> str | None:
             fix="set `app-id:` to the `app:` of otaseal.yml, or leave it out",
         )
     return value or None
+
+
+def _patterns(value: str) -> tuple[str, ...]:
+    """``allow-file``: one path pattern per line (a YAML block), blank lines ignored."""
+    return tuple(line.strip() for line in value.splitlines() if line.strip())
 
 
 def _pull_request(value: str) -> int | None:

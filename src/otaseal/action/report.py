@@ -35,6 +35,8 @@ _UNITS: Final = ("KiB", "MiB", "GiB", "TiB")
 _TINY_PERCENT: Final = 0.1
 _WHOLE_PERCENT: Final = 10
 _DASH: Final = "\u2014"
+PAUSED_MEANING: Final = "no device moves to it; devices already on it keep it"
+"""What a paused rollout means for devices (SPEC §8, ``rollout.paused``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,7 @@ class ChannelRow:
     rollout_percent: float | None
     manifest_version: int | None
     expires: str | None
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,12 @@ class ReleaseReport:
     commit: str | None
     formats: tuple[str, ...] = ("sealed",)
     capgo_size: int | None = None  # the Capgo artifact's length, when the release has one
+    builtin: bool = False  # the channel serves the app's builtin build (no bundle)
+
+    @property
+    def has_release(self) -> bool:
+        """Whether the channel serves a bundle (not nothing, not the builtin build)."""
+        return bool(self.digest) and not self.builtin
 
     def __post_init__(self) -> None:
         if self.stage not in get_args(Stage):
@@ -115,11 +124,26 @@ def _title(report: ReleaseReport) -> str:
 
 
 def _headline(report: ReleaseReport) -> str:
-    label = f"**{_text(report.label) or '(no label)'}**"
     channel = f"**{_text(report.channel)}**"
-    percent = _current_rollout(report)
+    if not report.has_release:
+        return _headline_without_release(report, channel)
+    label = f"**{_text(report.label) or '(no label)'}**"
+    row = _current_row(report)
+    percent = row.rollout_percent if row is not None else None
+    paused = row is not None and row.paused
     rollout = f" ({_percent_text(percent)})" if percent is not None else ""
-    sentences: dict[Stage, str] = {
+    if paused:
+        at = f" at {_percent_text(percent)}" if percent is not None else ""
+        sentences: dict[Stage, str] = {
+            "published": f"{label} is on {channel}{at}, paused",
+            "status": f"{label} is paused on {channel}{at}",
+            "promoted": f"{label} was promoted to {channel}{at}, paused",
+            "rollout": f"{label} is paused on {channel}{at}",
+            "reverted": f"{channel} was reverted to {label}{at}, paused",
+            "resigned": f"{channel} was re-signed; {label} is still current and paused{at}",
+        }
+        return f"{sentences[report.stage]}: {PAUSED_MEANING}"
+    sentences = {
         "published": f"{label} is on {channel}{rollout}",
         "status": f"{label} is on {channel}{rollout}",
         "promoted": f"{label} was promoted to {channel}{rollout}",
@@ -130,14 +154,31 @@ def _headline(report: ReleaseReport) -> str:
     return sentences[report.stage]
 
 
-def _current_rollout(report: ReleaseReport) -> float | None:
+def _headline_without_release(report: ReleaseReport, channel: str) -> str:
+    if report.builtin:
+        if report.stage == "reverted":
+            return f"{channel} was reverted to the app's builtin build"
+        if report.stage == "resigned":
+            return f"{channel} was re-signed; it still serves the app's builtin build"
+        return f"{channel} serves the app's builtin build"
+    return f"{channel} has no release yet"
+
+
+def _current_row(report: ReleaseReport) -> ChannelRow | None:
     for row in report.channels:
         if row.channel == report.channel:
-            return row.rollout_percent
+            return row
     return None
 
 
 def _facts(report: ReleaseReport) -> str:
+    if not report.has_release:
+        what = (
+            "none: devices run the web build shipped inside the app"
+            if report.builtin
+            else "none yet: devices on this channel run the web build shipped inside the app"
+        )
+        return f"- **Bundle:** {what}"
     files = f"{report.files} file{'' if report.files == 1 else 's'}"
     lines = [
         f"- **Bundle:** {_short_digest(report.digest)} {_DASH} {human_size(report.size)}, {files}"
@@ -207,7 +248,7 @@ def _channels_table(report: ReleaseReport) -> str:
         cells = [
             channel,
             _text(row.label) if row.label else _DASH,
-            _percent_text(row.rollout_percent) if row.rollout_percent is not None else _DASH,
+            _rollout_cell(row),
             _short_digest(row.digest) if row.digest else _DASH,
             f"v{row.manifest_version}" if row.manifest_version is not None else _DASH,
             _text(row.expires) if row.expires else _DASH,
@@ -216,6 +257,12 @@ def _channels_table(report: ReleaseReport) -> str:
     if not report.channels:
         lines.append(f"| {_DASH} | {_DASH} | {_DASH} | {_DASH} | {_DASH} | {_DASH} |")
     return "\n".join(lines)
+
+
+def _rollout_cell(row: ChannelRow) -> str:
+    if row.rollout_percent is None:
+        return _DASH
+    return _percent_text(row.rollout_percent) + (" (paused)" if row.paused else "")
 
 
 def _footer(report: ReleaseReport) -> str:
