@@ -40,15 +40,16 @@ sysdeps:
 		echo "sysdeps: no pg_ctl and not root: PostgreSQL tests will skip (install Debian's postgresql)"; \
 	fi
 
-# The suite runs with a TMPDIR of its own that must be empty again at the end: a test (or a
-# server or CLI it starts) that leaves a temp file behind fails `make test`, naming what it left.
+# The suite runs with a TMPDIR of its own that must be empty again after a passing run: a test
+# (or a server or CLI it starts) that leaves a temp file behind fails `make test`, naming it.
+# (A failing run keeps its failed tests' tmp_path folders; they go with the TMPDIR.)
 unit: $(STAMP) sysdeps
 	@tmp=$$(mktemp -d); \
 	TMPDIR=$$tmp $(VENV)/bin/pytest --cov --cov-branch --cov-report=term --cov-fail-under=90; \
 	status=$$?; \
 	left=$$(cd "$$tmp" && find . -mindepth 1 -maxdepth 2 | head -20); \
 	rm -rf "$$tmp"; \
-	if [ -n "$$left" ]; then \
+	if [ $$status = 0 ] && [ -n "$$left" ]; then \
 		echo "make: the test suite left these in its temp dir (remove them in the test):"; \
 		echo "$$left"; \
 		exit 1; \

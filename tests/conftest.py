@@ -1,8 +1,8 @@
 """Shared fixtures: a fixed clock and a fresh project with a folder store.
 
 Also the end of the session's temp-dir hygiene (`make test` fails when the suite leaves anything
-in its own TMPDIR): pytest's ``tmp_path`` folders go with ``tmp_path_retention_policy = "none"``
-(pyproject.toml), and the hook below removes the ``pytest-of-USER`` folder they lived in.
+in its own TMPDIR): a passing run drops its ``tmp_path`` folders (``tmp_path_retention_policy``
+in pyproject.toml), and the hook below removes the ``pytest-of-USER`` folder they lived in.
 """
 
 from __future__ import annotations
