@@ -8,6 +8,7 @@ JSON object on stdout; messages go to stderr.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
@@ -16,12 +17,14 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from otaseal import __version__
 from otaseal.errors import Error, InputError
+from otaseal.progress import NO_PROGRESS, TerminalProgress
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     from otaseal.model import ChannelManifest
     from otaseal.operations import Change, Project
+    from otaseal.progress import Progress
     from otaseal.store import Fetcher
 
 
@@ -39,10 +42,29 @@ class Output:
     json_mode: bool
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
+    _line: TerminalProgress | None = field(default=None, init=False, repr=False)
 
     def notice(self, text: str) -> None:
         """A message for people: stderr in JSON mode, stdout otherwise."""
+        if self._line is not None:  # the progress line comes back on its next update
+            self._line.close()
         print(text, file=self.err if self.json_mode else self.out)
+
+    @contextlib.contextmanager
+    def progress(self) -> Iterator[Progress]:
+        """A progress line on stderr while the block runs, only when a person watches it.
+
+        Silent under ``--json`` and when stderr is not a terminal (CI logs, pipes, the Action).
+        """
+        if self.json_mode or not self.err.isatty():
+            yield NO_PROGRESS
+            return
+        self._line = TerminalProgress(self.err)
+        try:
+            yield self._line
+        finally:
+            self._line.close()
+            self._line = None
 
     def result(self, doc: dict[str, object], lines: Sequence[str]) -> None:
         """The command's one result."""
@@ -193,19 +215,21 @@ def cmd_publish(args: argparse.Namespace, out: Output) -> int:
     from otaseal.operations import publish  # noqa: PLC0415
 
     project = _project(args)
-    result = publish(
-        project,
-        Path(args.build_dir),
-        channel=args.channel,
-        label=args.label,
-        rollout=args.rollout,
-        native_min=args.native_min,
-        native_max=args.native_max,
-        commit=args.commit,
-        pr=args.pr,
-        allow=args.allow_file or (),
-        notice=out.notice,
-    )
+    with out.progress() as progress:
+        result = publish(
+            project,
+            Path(args.build_dir),
+            channel=args.channel,
+            label=args.label,
+            rollout=args.rollout,
+            native_min=args.native_min,
+            native_max=args.native_max,
+            commit=args.commit,
+            pr=args.pr,
+            allow=args.allow_file or (),
+            notice=out.notice,
+            progress=progress,
+        )
     release = result.release
     doc = _change_doc(result.change) | {
         "label": release.label,
@@ -380,18 +404,20 @@ def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
         except OSError as exc:
             raise InputError(f"cannot read --root {args.root} ({exc.strerror})") from None
         _check_root_file(args.root, initial_root, args.app)
-    result = check_for_update(
-        fetcher,
-        app=args.app,
-        channel=args.channel,
-        state_dir=Path(args.state),
-        decryption_key=key,
-        install_id=args.install_id,
-        out_dir=Path(args.out),
-        now=now,
-        native=args.native,
-        initial_root=initial_root,
-    )
+    with out.progress() as progress:
+        result = check_for_update(
+            fetcher,
+            app=args.app,
+            channel=args.channel,
+            state_dir=Path(args.state),
+            decryption_key=key,
+            install_id=args.install_id,
+            out_dir=Path(args.out),
+            now=now,
+            native=args.native,
+            initial_root=initial_root,
+            progress=progress,
+        )
     release = result.release
     doc: dict[str, object] = {
         "status": result.status,
