@@ -86,12 +86,21 @@ def verify_not_expired(what: str, expires: datetime, now: datetime) -> None:
 
 
 def rotated_roles(old: Root, new: Root) -> set[str]:
-    """Roles whose keys or threshold changed: a device forgets their stored versions."""
+    """Roles whose set of key ids or threshold changed, or that exist in one root only.
+
+    Key ids compare as a set: a root that lists the same keys in another order has not rotated
+    anything, so the channel keeps its rollback protection (SPEC §6.4).
+    """
     return {
         name
         for name in set(old.roles) | set(new.roles)
-        if old.roles.get(name) != new.roles.get(name)
+        if _role_identity(old, name) != _role_identity(new, name)
     }
+
+
+def _role_identity(root: Root, name: str) -> tuple[frozenset[str], int] | None:
+    role = root.roles.get(name)
+    return None if role is None else (frozenset(role.keyids), role.threshold)
 
 
 def verify_channel_signature(root: Root, data: bytes, *, channel: str) -> ChannelManifest:
