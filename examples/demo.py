@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -33,8 +34,9 @@ APP = "com.example.demo"
 
 
 def step(title: str) -> None:
-    """A heading in the demo's output."""
-    print(f"\n\033[1m== {title}\033[0m", flush=True)
+    """A heading in the demo's output; bold only on a terminal, so logs and pipes get plain text."""
+    bold = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    print(f"\n\033[1m== {title}\033[0m" if bold else f"\n== {title}", flush=True)
 
 
 def otaseal(*args: str, cwd: Path, expect: int = 0) -> dict[str, object]:
