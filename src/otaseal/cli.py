@@ -371,11 +371,11 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
 def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
     """Act as a device: verify and install the channel's release."""
     from otaseal.client import check_for_update  # noqa: PLC0415
-    from otaseal.model import check_name, parse_time  # noqa: PLC0415
+    from otaseal.model import check_app_id, check_name, parse_time  # noqa: PLC0415
     from otaseal.operations import now_utc, open_store  # noqa: PLC0415
     from otaseal.secrets import resolve_decryption_key  # noqa: PLC0415
 
-    check_name(args.app, "app id")
+    check_app_id(args.app)
     check_name(args.channel, "channel name")
     if bool(args.store) == bool(args.base_url):
         raise InputError("fetch needs exactly one of --store or --base-url")

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from otaseal.errors import ConfigError, InputError
-from otaseal.model import check_name
+from otaseal.model import check_app_id, check_name
 
 CONFIG_NAME = "otaseal.yml"
 _FIELDS = {
@@ -106,7 +106,7 @@ def _bad(path: Path, what: str, expected: str) -> ConfigError:
 
 def _names(path: Path, app: str, channels: object) -> tuple[str, tuple[str, ...]]:
     try:
-        check_name(app, "app id")
+        check_app_id(app)
         if not isinstance(channels, list) or not channels:
             raise _bad(path, "`channels` is missing or empty", "channels: [beta, production]")
         return app, tuple(check_name(str(c), "channel name") for c in channels)

@@ -21,6 +21,9 @@ from otaseal.errors import InputError, MalformedMetadataError, WrongTargetError
 SPEC_VERSION = "1.1"  # 1.1: the optional `capgo` member of a release entry
 SPEC_MAJOR = 1
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+# App ids keep their case: iOS bundle ids and Android application ids are often mixed-case
+# (com.Example.App, com.example.my_app). Compared exactly (SPEC §3).
+APP_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")
 SPEC_VERSION_RE = re.compile(r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)")
 # RFC 3339 with seconds and a zone, nothing else (SPEC §1): the one form every SDK parses alike.
@@ -32,8 +35,20 @@ FULL_ROLLOUT = 10_000  # basis points
 MAX_RELEASES = 5
 
 
+def check_app_id(value: str) -> str:
+    """Validate an app id: ``[A-Za-z0-9][A-Za-z0-9._-]{0,62}``, case kept."""
+    if not APP_ID_RE.fullmatch(value):
+        raise InputError(
+            f"app id {value!r} is not allowed",
+            expected="1–63 characters matching [A-Za-z0-9][A-Za-z0-9._-]{0,62}, the iOS bundle "
+            "id or Android application id, e.g. com.example.app or com.Example.App",
+            fix="use the app's id as the stores know it: letters, digits, '.', '_' and '-'",
+        )
+    return value
+
+
 def check_name(value: str, what: str) -> str:
-    """Validate an app id or channel name: ``[a-z0-9][a-z0-9._-]{0,62}``."""
+    """Validate a channel name: ``[a-z0-9][a-z0-9._-]{0,62}``."""
     if not NAME_RE.fullmatch(value):
         raise InputError(
             f"{what} {value!r} is not allowed",

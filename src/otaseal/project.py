@@ -19,7 +19,7 @@ from otaseal.crypto import (
     generate_signing_key,
 )
 from otaseal.errors import InputError
-from otaseal.model import Role, Root, channel_role, check_name
+from otaseal.model import Role, Root, channel_role, check_app_id
 from otaseal.store import root_key
 
 if TYPE_CHECKING:
@@ -154,7 +154,7 @@ def init_project(
     formats: Sequence[str] = ("sealed",),
 ) -> InitResult:
     """Create keys, a signed root.json v1, otaseal.yml and a folder store."""
-    check_name(app, "app id")
+    check_app_id(app)
     formats = check_formats(formats)
     config_path = directory / CONFIG_NAME
     if config_path.exists():

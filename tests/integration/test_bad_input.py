@@ -163,9 +163,9 @@ CASES = {
         ("channel 'staging' is not in otaseal.yml", "beta, production", "add it to `channels:`"),
     ),
     "app-id-on-fetch": Case(
-        (*FETCH, "--app", "Com.Example"),
+        (*FETCH, "--app", "Com Example"),
         "InputError",
-        ("app id 'Com.Example' is not allowed", "lowercase"),
+        ("app id 'Com Example' is not allowed", "letters, digits, '.', '_' and '-'"),
     ),
     "app-id-in-config": Case(
         ("publish", "{build}", "--channel", "beta"),

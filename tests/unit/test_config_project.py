@@ -31,7 +31,7 @@ def test_init_refuses_existing_project(project_dir: Path) -> None:
         init_project(APP, project_dir, now=NOW)
 
 
-@pytest.mark.parametrize("app", ["Com.Example", "-app", "a" * 70, "app/x", ""])
+@pytest.mark.parametrize("app", ["Com Example", "-app", "a" * 70, "app/x", ""])
 def test_init_refuses_bad_app_id(tmp_path: Path, app: str) -> None:
     with pytest.raises(InputError, match="app id"):
         init_project(app, tmp_path / "p", now=NOW)

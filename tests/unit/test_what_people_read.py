@@ -12,7 +12,7 @@ import pytest
 from otaseal import operations
 from otaseal.cli import main
 from otaseal.project import init_project
-from tests.conftest import NOW
+from tests.conftest import EXAMPLE_WEB, NOW
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -165,3 +165,50 @@ def test_a_wrong_root_file_blames_the_file_not_the_store(
     assert "store holds" not in err
     assert "republish" not in err
     assert not (tmp_path / "www").exists()
+
+
+@pytest.mark.parametrize("app", ["com.Example.App", "com.example.my_app", "io.ionic.Starter"])
+def test_real_mixed_case_app_ids_are_accepted_from_init_to_fetch(
+    app: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = tmp_path / "project"
+    assert _cli(capsys, "init", "--app", app, "--dir", str(project))[0] == 0
+    monkeypatch.chdir(project)
+    code, _, err = _cli(capsys, "publish", str(EXAMPLE_WEB), "--channel", "beta")
+    assert code == 0, err
+
+    code, out, err = _cli(
+        capsys,
+        *("fetch", "--store", "store", "--app", app, "--channel", "beta", "--root", "root.json"),
+        *("--decryption-key", "keys/app-decryption.pem", "--install-id", "d1"),
+        *("--state", str(tmp_path / "state"), "--out", str(tmp_path / "www")),
+    )
+
+    assert code == 0, err
+    assert out.startswith("installed r1")
+    assert (project / "store" / app / "channels" / "beta" / "manifest.json").is_file()
+
+
+def test_another_case_is_another_app(project_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _cli(
+        capsys,
+        *("fetch", "--store", str(project_dir / "store"), "--app", "com.Example.app"),
+        *("--channel", "beta", "--root", str(project_dir / "root.json"), "--install-id", "d1"),
+        *("--decryption-key", str(project_dir / "keys" / "app-decryption.pem")),
+        *("--state", str(project_dir / "state"), "--out", str(project_dir / "www")),
+    )
+
+    assert code == 3
+    assert "is for app 'com.example.app'" in err
+
+
+def test_channel_names_stay_lowercase(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _cli(
+        capsys,
+        *("fetch", "--store", str(tmp_path), "--app", "com.Example.App", "--channel", "Beta"),
+        *("--decryption-key", "k", "--state", str(tmp_path / "s"), "--install-id", "d1"),
+        *("--out", str(tmp_path / "www")),
+    )
+
+    assert code == 2
+    assert "channel name 'Beta' is not allowed" in err

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
 from otaseal.errors import InputError
-from otaseal.model import NAME_RE
+from otaseal.model import APP_ID_RE, NAME_RE
 from otaseal.operations import check_label
 from otaseal.secrets import describe_ref
 
@@ -188,10 +188,10 @@ def _channel(runner: Runner, name: str, *, required_by: str | None = None) -> st
 
 
 def _app_id(value: str) -> str | None:
-    if value and not NAME_RE.fullmatch(value):
+    if value and not APP_ID_RE.fullmatch(value):
         raise InputError(
             f"the input 'app-id' is {value!r}, which is not an app id",
-            expected="lowercase letters, digits, '.', '_' and '-', e.g. com.example.shop",
+            expected="letters, digits, '.', '_' and '-', e.g. com.example.shop or com.Example.Shop",
             fix="set `app-id:` to the `app:` of otaseal.yml, or leave it out",
         )
     return value or None

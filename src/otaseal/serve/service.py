@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from otaseal import client, trust
 from otaseal.errors import Error, NotFoundError, StoreError
-from otaseal.model import NAME_RE, SHA256_RE
+from otaseal.model import APP_ID_RE, SHA256_RE
 from otaseal.serve.answer import AppView, Offer, Rejected, answer_update, resolve_channel
 from otaseal.serve.db import DeviceFacts, StatsError, StatsEvent
 from otaseal.serve.wire import RequestError, UpdateReply
@@ -461,7 +461,7 @@ class Service:
             root is None
             or not isinstance(self.urls, ServedUrls)
             or app not in self.apps
-            or not NAME_RE.fullmatch(app)
+            or not APP_ID_RE.fullmatch(app)
             or not name.endswith(".capgo.zip")
             or not SHA256_RE.fullmatch(sha)
         ):
