@@ -200,7 +200,9 @@ def _serving(manifest: ChannelManifest) -> str:
         return "the app's builtin build"
     if current is None:
         return "nothing"
-    paused = " (paused)" if current.paused else ""
+    paused = (
+        " (paused: no device moves to it; devices already on it keep it)" if current.paused else ""
+    )
     return f"{current.short} at {current.rollout_bp / 100:g} %{paused}"
 
 

@@ -212,3 +212,22 @@ def test_channel_names_stay_lowercase(tmp_path: Path, capsys: pytest.CaptureFixt
 
     assert code == 2
     assert "channel name 'Beta' is not allowed" in err
+
+
+def test_a_paused_rollout_says_what_devices_do(
+    project_dir: Path,
+    web: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(project_dir)
+    assert _cli(capsys, "publish", str(web), "--channel", "beta", "--rollout", "20")[0] == 0
+
+    code, out, _ = _cli(capsys, "rollout", "--channel", "beta", "--pause")
+    _, status, _ = _cli(capsys, "status")
+
+    paused = "at 20 % (paused: no device moves to it; devices already on it keep it)"
+    assert code == 0
+    assert out.startswith("beta: v2 (pause r1): serves r1 (")
+    assert paused in out
+    assert paused in status
