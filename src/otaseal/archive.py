@@ -344,7 +344,8 @@ _HYGIENE = {
         "file(s) that look like secrets",
         "no credentials in a web bundle: anyone who has the app can read every file in it",
         "remove them from the build output and rotate any key that shipped before; if a file is "
-        "a false positive, add a pattern matching its path to `allow`",
+        "a false positive, add a pattern matching its path to `allow:` in otaseal.yml or "
+        "pass `--allow-file PATTERN`",
     ),
 }
 

@@ -170,7 +170,10 @@ def test_a_false_positive_secret_file_ships_with_the_allow_file_input(
 
     refused = action("push", **publish_inputs(ws))
     assert refused.returncode == 2
-    assert "assets/demo.pem" in refused.annotations("error")[0]
+    [error] = refused.annotations("error")
+    assert "assets/demo.pem" in error
+    assert "add a pattern matching its path to `allow:` in otaseal.yml or set " in error
+    assert "`allow-file: PATTERN`" in error
     assert ws.snapshot() == before
 
     run = action("push", **publish_inputs(ws, allow_file="assets/*.txt\nassets/demo.pem\n"))

@@ -231,3 +231,20 @@ def test_a_paused_rollout_says_what_devices_do(
     assert out.startswith("beta: v2 (pause r1): serves r1 (")
     assert paused in out
     assert paused in status
+
+
+def test_a_false_positive_secret_file_ships_with_allow_in_otaseal_yml(
+    project_dir: Path,
+    web: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.chdir(project_dir)
+    (web / "demo.key").write_text("a test fixture, not a key\n")
+    code, _, err = _cli(capsys, "publish", str(web), "--channel", "beta")
+    assert code == 2
+    assert "`allow:` in otaseal.yml or pass `--allow-file PATTERN`" in err
+    config = project_dir / "otaseal.yml"
+    config.write_text(config.read_text() + "allow: ['*.key']\n")
+
+    assert _cli(capsys, "publish", str(web), "--channel", "beta")[0] == 0
