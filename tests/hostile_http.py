@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import zlib
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+    from pathlib import Path
     from types import TracebackType
 
     #: Writes one reply to the socket; returns soon after the event is set (the server closes).
@@ -111,7 +114,13 @@ def endless_chunked(size: int = 64 * 1024) -> Reply:
     return endless(head(200, [("Transfer-Encoding", "chunked")]), chunk)
 
 
-def gzip_bomb(inflated: int, *, status: int = 200, encoding: str = "gzip") -> Reply:
+def gzip_bomb(
+    inflated: int,
+    *,
+    status: int = 200,
+    encoding: str = "gzip",
+    headers: Iterable[tuple[str, str | bytes]] = (),
+) -> Reply:
     """A small ``Content-Encoding`` body that decodes to ``inflated`` zero bytes.
 
     Built a mebibyte at a time, so making a gigabyte bomb costs the test no memory.
@@ -120,7 +129,22 @@ def gzip_bomb(inflated: int, *, status: int = 200, encoding: str = "gzip") -> Re
     block = bytes(1 << 20)
     parts = [packer.compress(block) for _ in range(inflated >> 20)]
     parts += [packer.compress(bytes(inflated % (1 << 20))), packer.flush()]
-    return response(status, b"".join(parts), [("Content-Encoding", encoding)])
+    return response(status, b"".join(parts), [("Content-Encoding", encoding), *headers])
+
+
+def self_signed_tls(folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """A server context for 127.0.0.1 and the certificate a client must trust (openssl CLI)."""
+    cert, key = folder / "hostile-cert.pem", folder / "hostile-key.pem"
+    args = ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    args += ["-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"]
+    subprocess.run(
+        ["openssl", *args, "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    return context, cert
 
 
 class HostileServer:
@@ -132,11 +156,13 @@ class HostileServer:
         *,
         default: Reply | None = None,
         on_connect: Reply | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
-        """``on_connect``: send this at once, before (and without) reading a request (e.g. TLS)."""
+        """``on_connect``: send it at once, without reading a request; ``tls``: serve HTTPS."""
         self._routes = dict(routes or {})
         self._default = default or response(404, b"not found")
         self._on_connect = on_connect
+        self._tls = tls
         self.requests: list[Request] = []
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -150,8 +176,8 @@ class HostileServer:
 
     @property
     def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
+        """``http://127.0.0.1:<port>`` (``https`` when serving TLS)."""
+        return f"{'https' if self._tls else 'http'}://127.0.0.1:{self.port}"
 
     def route(self, path: str, reply: Reply) -> None:
         """Answer ``path`` (without query) with ``reply`` from now on."""
@@ -203,6 +229,12 @@ class HostileServer:
             if self._on_connect is not None:
                 self._on_connect(conn, self._stop)
                 return
+            if self._tls is not None:
+                plain = conn
+                conn = self._tls.wrap_socket(plain, server_side=True)
+                with self._lock:
+                    self._conns.discard(plain)
+                    self._conns.add(conn)
             request = _read_request(conn)
             if request is None:
                 return

@@ -39,7 +39,7 @@ CHUNK_SIZE = 64 * 1024
 #: (connect, read) timeouts in seconds; the read timeout applies between bytes.
 DEFAULT_TIMEOUT = (5.0, 30.0)
 #: Seconds every read may take in total, redirects and retries included, before the allowance
-#: for its size (``max_bytes / MIN_RATE``) is added: 68 s for metadata.
+#: for its size (``max_bytes / MIN_RATE``) is added: 64 s for metadata.
 DEFAULT_DEADLINE = 60.0
 #: Slowest transfer, in bytes per second, a read of a large object is allowed.
 MIN_RATE = 128 * 1024
@@ -47,6 +47,8 @@ MIN_RATE = 128 * 1024
 MAX_REDIRECTS = 3
 #: Longest ``Location`` header followed, in characters.
 MAX_LOCATION = 2048
+#: Largest response head (status lines and header lines, 1xx heads included) read, in bytes.
+MAX_HEAD = 64 * 1024
 
 _NOT_FOUND = frozenset({404, 410})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -56,8 +58,8 @@ _HTTP_FORBIDDEN = 403
 _HTTP_RANGE_NOT_SATISFIABLE = 416
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # ASCII digits only: str.isdigit() accepts "²" and int() accepts "١٢" and "1_0".
-_LENGTH = re.compile(r"[0-9]{1,18}")
-_CONTENT_RANGE = re.compile(r"bytes 0-([0-9]{1,18})/([0-9]{1,18}|\*)", re.IGNORECASE)
+_LENGTH = re.compile(r"[0-9]{1,64}")
+_CONTENT_RANGE = re.compile(r"bytes 0-([0-9]{1,64})/([0-9]{1,64}|\*)", re.IGNORECASE)
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 #: zlib ``wbits`` per accepted Content-Encoding (gzip framing, zlib framing).
 _DECODERS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
@@ -66,6 +68,47 @@ _SHOWN_TEXT = 100  # characters of a server-chosen value quoted in a message
 
 class _DeadlineExceededError(Exception):
     """The read's overall deadline passed (internal; surfaces as a ``StoreError``)."""
+
+
+class _HeadTooLargeError(http.client.HTTPException):
+    """The response head passed ``MAX_HEAD`` (internal; surfaces as a ``StoreError``)."""
+
+
+class _HeadReader:
+    """The socket's reader, counting the lines of the response head against ``MAX_HEAD``.
+
+    ``http.client`` allows 100 header lines of 64 KiB each and copies them several times while
+    parsing (about 50 MB at its limits); this keeps a head, and so its parsing, small.
+    """
+
+    def __init__(self, fp: object) -> None:
+        self._fp = fp
+        self._left = MAX_HEAD
+        self.in_head = True
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self._fp.readline(limit)  # type: ignore[attr-defined]
+        if self.in_head:
+            self._left -= len(line)
+            if self._left < 0:
+                raise _HeadTooLargeError
+        return line
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._fp, name)
+
+
+class _Response(http.client.HTTPResponse):
+    """An ``HTTPResponse`` whose head is read under ``MAX_HEAD``."""
+
+    def __init__(self, sock: socket.socket, *args: object, **kwargs: object) -> None:
+        super().__init__(sock, *args, **kwargs)  # type: ignore[arg-type]
+        self._head = _HeadReader(self.fp)
+        self.fp = self._head  # type: ignore[assignment]
+
+    def begin(self) -> None:
+        super().begin()
+        self._head.in_head = False  # chunk-size lines of the body are not part of the head
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +301,7 @@ class HttpFetcher:
                 proxy.hostname, proxy.port, timeout=connect_timeout, context=self._tls_context()
             )
             conn.set_tunnel(origin.host, origin.port, headers=_proxy_auth(proxy))
+        conn.response_class = _Response
         watchdog.guard(conn)
         try:
             conn.connect()
@@ -550,6 +594,11 @@ def _transport_error(shown: str, exc: OSError | http.client.HTTPException) -> St
             f"reading {shown} failed: the body ended early or its chunked framing is broken",
             expected="the whole body",
             fix="Retry; if it persists, check the server",
+        )
+    if isinstance(exc, _HeadTooLargeError):
+        return _bad_server(
+            f"{shown} sent a response head (status and headers) over {MAX_HEAD} bytes",
+            expected=f"at most {MAX_HEAD} bytes of headers",
         )
     if isinstance(exc, http.client.HTTPException):
         return _bad_server(
