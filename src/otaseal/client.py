@@ -9,17 +9,16 @@ versions, installed release) is written once, atomically, and only when all of t
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
-import os
 import shutil
+import stat
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from otaseal import trust
+from otaseal import jsonread, trust
+from otaseal.devicestate import STATE_FILE, DeviceState
 from otaseal.errors import (
     HashMismatchError,
     InputError,
@@ -39,52 +38,7 @@ if TYPE_CHECKING:
     from otaseal.progress import Progress
     from otaseal.store import Fetcher
 
-STATE_FILE = "state.json"
-
-
-@dataclass
-class DeviceState:
-    """What a device trusts: its root (envelope bytes), manifest versions, installed releases."""
-
-    root: bytes
-    versions: dict[str, int] = field(default_factory=dict)
-    installed: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, state_dir: Path, initial_root: bytes | None) -> DeviceState:
-        """State from ``state_dir``, or a fresh one anchored at ``initial_root``."""
-        path = state_dir / STATE_FILE
-        if path.is_file():
-            try:
-                doc = json.loads(path.read_text(encoding="utf-8"))
-                return cls(
-                    base64.b64decode(doc["root"]), dict(doc["versions"]), dict(doc["installed"])
-                )
-            except (ValueError, KeyError, TypeError):
-                raise InputError(
-                    f"the device state {path} is damaged",
-                    fix="remove the state directory and fetch again with --root",
-                ) from None
-        if initial_root is None:
-            raise InputError(
-                f"no trusted root in {state_dir}", fix="pass --root ROOT_JSON for the first fetch"
-            )
-        return cls(initial_root)
-
-    def save(self, state_dir: Path) -> None:
-        """Write atomically: temp file, fsync, rename."""
-        state_dir.mkdir(parents=True, exist_ok=True)
-        doc = {
-            "root": base64.b64encode(self.root).decode(),
-            "versions": self.versions,
-            "installed": self.installed,
-        }
-        fd, temp = tempfile.mkstemp(dir=state_dir, prefix=".state-")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(doc, handle, indent=2, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        Path(temp).replace(state_dir / STATE_FILE)
+__all__ = ["STATE_FILE", "DeviceState", "FetchResult", "check_for_update"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +162,8 @@ def install_release(
             fix="the bundle was sealed for other content; nothing was installed",
         )
     cipher.unlink()
+    old = out_dir.with_name(out_dir.name + ".otaseal-old")
+    _remove_stale(old)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".otaseal-staging-", dir=out_dir.parent))
     try:
@@ -218,14 +174,78 @@ def install_release(
                 f"the bundle holds {len(index.files)} files",
                 expected=f"{release.files} as the manifest says",
             )
-        old = out_dir.with_name(out_dir.name + ".otaseal-old")
-        if out_dir.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            out_dir.rename(old)
-        staging.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
+        _swap(staging, out_dir, old)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _kind(path: Path) -> int | None:
+    """``stat`` file type of ``path`` itself (a symlink is a symlink), or None if absent."""
+    try:
+        return stat.S_IFMT(path.lstat().st_mode)
+    except FileNotFoundError:
+        return None
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """The install folder is a real folder or does not exist yet; a symlink or file is refused.
+
+    Replacing a symlink would swap the link, not the build it points to, and leave the old build
+    behind; refusing before the check starts keeps every path untouched.
+    """
+    try:
+        kind = _kind(out_dir)
+    except OSError as exc:
+        raise InputError(f"cannot inspect the install folder {out_dir} ({exc.strerror})") from None
+    if kind == stat.S_IFLNK:
+        raise InputError(
+            f"the install folder {out_dir} is a symbolic link",
+            expected="a folder, or a path that does not exist yet",
+            fix=f"pass the folder it points to ({out_dir.resolve()}) as --out",
+        )
+    if kind not in (None, stat.S_IFDIR):
+        raise InputError(
+            f"the install folder {out_dir} exists and is not a folder",
+            expected="a folder, or a path that does not exist yet",
+            fix="remove it or pass another --out",
+        )
+
+
+def _remove_stale(old: Path) -> None:
+    """Remove what a crashed install left at ``<out>.otaseal-old``, never following a link."""
+    try:
+        kind = _kind(old)
+        if kind == stat.S_IFDIR:
+            shutil.rmtree(old)
+        elif kind is not None:
+            old.unlink()
+    except OSError as exc:
+        raise InputError(
+            f"cannot remove {old}, left by an earlier install ({exc.strerror})",
+            expected="a path otaseal may delete: it is reserved for the previous build",
+            fix=f"remove {old} by hand; nothing was installed",
+        ) from None
+
+
+def _swap(staging: Path, out_dir: Path, old: Path) -> None:
+    """Move the old build aside, the new one in, then delete the old one; undo on failure."""
+    had_old = _kind(out_dir) == stat.S_IFDIR
+    try:
+        if had_old:
+            out_dir.rename(old)
+        try:
+            staging.rename(out_dir)
+        except OSError:
+            if had_old:
+                old.rename(out_dir)
+            raise
+    except OSError as exc:
+        raise InputError(
+            f"cannot move the new build into {out_dir} ({exc.strerror})",
+            expected="a writable install folder",
+            fix="check --out and its permissions; the installed build is unchanged",
+        ) from None
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def check_for_update(
@@ -246,9 +266,11 @@ def check_for_update(
 
     ``progress`` hears of the download, decryption and extraction of a release.
     """
+    _check_device(install_id, native)
+    check_out_dir(out_dir)
     state = DeviceState.load(state_dir, initial_root)
-    trusted = trust.verify_trusted_root(state.root, app=app)
-    root, root_bytes = update_root(fetcher, trusted, state.root, now)
+    trusted, start, start_bytes = starting_root(state, initial_root, app=app, state_dir=state_dir)
+    root, root_bytes = update_root(fetcher, start, start_bytes, now)
     for role in trust.rotated_roles(trusted, root):
         # Fast-forward recovery: a channel whose keys changed starts a new version history.
         if role.startswith("channel:"):
@@ -266,11 +288,12 @@ def check_for_update(
         root, data, channel=channel, now=now, trusted_version=stored
     )
     installed = state.installed.get(channel, {}).get("sha256")
-    if stored is not None and manifest.version == stored:
+    if stored is not None and manifest.version == stored and state.selected_for(channel, native):
         return FetchResult(
             "up_to_date", channel, manifest.version, None, "no new manifest since the last check"
         )
     state.root, state.versions[channel] = root_bytes, manifest.version
+    state.natives[channel] = native
     if manifest.builtin:
         state.installed.pop(channel, None)
         shutil.rmtree(out_dir, ignore_errors=True)
@@ -308,6 +331,12 @@ def check_for_update(
             work=work,
             progress=progress,
         )
+    except OSError as exc:
+        raise InputError(
+            f"cannot install {release.short} into {out_dir} ({exc.strerror})",
+            expected="writable --out and --state folders with room for the bundle",
+            fix="check their permissions and free space; nothing was installed",
+        ) from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
     state.installed[channel] = {
@@ -317,3 +346,59 @@ def check_for_update(
     }
     state.save(state_dir)
     return FetchResult("installed", channel, manifest.version, release)
+
+
+def _check_device(install_id: str, native: int | None) -> None:
+    """What the device says of itself must be usable in §8 and §9 (text; 0..2^53−1)."""
+    try:
+        install_id.encode()
+    except UnicodeEncodeError:
+        raise InputError(
+            "the install id is not valid Unicode text", fix="use a random UUID as --install-id"
+        ) from None
+    if native is not None and jsonread.integer(native) is None:
+        raise InputError(
+            f"the native build number {native} is out of range",
+            expected="an integer from 0 to 2^53−1 (9007199254740991)",
+            fix="pass the app's native build number (versionCode / CFBundleVersion) as --native",
+        )
+
+
+def starting_root(
+    state: DeviceState, shipped: bytes | None, *, app: str, state_dir: Path
+) -> tuple[Root, Root, bytes]:
+    """The root the device trusted before this check, and the one to walk the chain from.
+
+    Both the state's root and the app's shipped root are checked against themselves (§6.2); the
+    higher version is the start (SPEC §6.2: an app update may ship a newer root), and fast-forward
+    recovery compares the newest root with the state's.
+    """
+    if shipped is not None and shipped == state.root:  # first run, or the same root
+        trusted = _verify_shipped(shipped, app)
+        return trusted, trusted, shipped
+    try:
+        trusted = trust.verify_trusted_root(state.root, app=app)
+    except MetadataError as exc:
+        raise InputError(
+            f"the device state in {state_dir} holds a root that fails its own check: {exc.what}",
+            expected=f"the root.json of {app}, as this client stored it",
+            fix="remove the state directory and fetch again with --root",
+        ) from None
+    if shipped is None:
+        return trusted, trusted, state.root
+    candidate = _verify_shipped(shipped, app)
+    if candidate.version > trusted.version:
+        return trusted, candidate, shipped
+    return trusted, trusted, state.root
+
+
+def _verify_shipped(shipped: bytes, app: str) -> Root:
+    """The app's own root.json (``--root``): a refusal names that file, not the store."""
+    try:
+        return trust.verify_trusted_root(shipped, app=app)
+    except MetadataError as exc:
+        raise type(exc)(
+            f"the root shipped with the app (--root) is refused: {exc.what}",
+            expected=exc.expected,
+            fix=f"pass the root.json of {app} that `otaseal init` wrote (otaseal.yml's root)",
+        ) from None
