@@ -4,12 +4,15 @@
 
 Everything is deterministic (ECDSA signatures use RFC 6979) except one thing: HPKE encapsulation
 in the ``.cub`` header is randomized by the library. The segment key depends on the whole header,
-so a fresh wrap would change every ciphertext byte and the signed bundle digest. The wrapped key
-is therefore *pinned*: it is taken from the ``bundle.cub`` already in ``--pin-from`` (default: the
-output folder) after checking that it unwraps to the fixed content key with the fixed decryption
-key. Only when there is none, or it no longer opens (the fixed inputs changed), or ``--fresh-wrap``
-is given, is a new one made. ``tests/vectors/test_vectors.py`` regenerates with the committed pin
-and fails on any difference.
+so a fresh wrap would change every ciphertext byte and the signed bundle digest. Wrapped keys are
+therefore *pinned*: each is taken from a ``.cub`` already in ``--pin-from`` (default: the output
+folder, every ``.cub`` under it) after checking that it unwraps to the fixed content key with the
+fixed decryption key. Only when there is none, or it no longer opens (the fixed inputs changed),
+or ``--fresh-wrap`` is given, is a new one made. ``tests/vectors/test_vectors.py`` regenerates
+with the committed pins and fails on any difference.
+
+The negative cases (``negative/``) are made by ``negative_cases.py``: their expected errors come
+from running the reference client (``otaseal fetch``) on each one.
 
 The keys here are TEST KEYS whose private halves are published in tests/vectors/README.md.
 """
@@ -21,40 +24,45 @@ import base64
 import hashlib
 import io
 import json
+import shutil
+import struct
 import sys
 import tempfile
-from dataclasses import dataclass
+import zipfile
+import zlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import negative_cases  # siblings: this folder is on sys.path as a script and under pytest
+from vector_keys import (
+    VectorKeys,
+    ecdsa_der_to_raw,
+    keys_vector,
+    scalar,
+)
+
 from otaseal import dsse, trust
-from otaseal.archive import pack
+from otaseal.archive import CHUNK_SIZE, COMPRESSION_LEVEL, pack
 from otaseal.crypto import (
-    CapgoPrivateKey,
     DecryptionKey,
-    SigningKey,
-    capgo_key_from_primes,
-    decryption_key_from_scalar,
     hkdf_sha256,
-    load_signing_key,
-    signing_key_from_scalar,
 )
 from otaseal.errors import DecryptionError
 from otaseal.formats import sealed
 from otaseal.formats.capgo import CapgoWriter
 from otaseal.model import ChannelManifest, Release, channel_role, format_time
 from otaseal.project import make_root, sign_root
-from otaseal.store import capgo_key
+from otaseal.store import capgo_key, manifest_key, pointer_key, root_key
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
+
+    from otaseal.archive import PackResult
 
 HERE = Path(__file__).resolve().parent
 APP = "com.example.app"
 NOW = datetime(2026, 1, 1, 0, 0, tzinfo=UTC)
-P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-ED25519_PKCS8_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
 
 # Fixed inputs of the sealed bundle. Reusing a content key with a nonce prefix breaks AES-GCM:
 # these values exist only for vectors.
@@ -63,20 +71,8 @@ SALT = bytes(range(0x20, 0x40))
 NONCE_PREFIX = bytes(range(0xA0, 0xA7))
 BUNDLE_ID = bytes(range(0xB0, 0xC0))
 
-# The Capgo format's RSA-2048 TEST key (two fixed primes, e = 65537) and its fixed AES-128 key and
-# IV. A repeated key and IV let anyone compare releases block by block: vectors only.
-CAPGO_P = int(
-    "e43b547a623ae68fb8f35dfd20ce8188f9682253e5df0d8a6f23f4e396a53ee594d5f57627e4c9321ae2c52e939cd7"
-    "150166357f4a8480fd90eacc10b5fe49ad9067fe930421ccddb0c98b8ac96557ce9c6240881eae3aff4e71f66ce7ae"
-    "7e9e14e5776c9be144e560e1cbeb7e7ec8425bbf9a288f998e815594e14d02091c3b",
-    16,
-)
-CAPGO_Q = int(
-    "bd359f1cdf8d778fd9bce724b3490cd44f05b3eff0cb25e718f8ca252411cb3879e6f0a6909c85beb90e1b35d23e94"
-    "178c1cada13aae0169af76bfa553463d10fb7aa267e62212ea5cb27008531d6880cffdfcced34c9839bc4d0fcbf67f"
-    "898c62f3f56ea90098c1b46a26c21a66e4778a198655c125bc042aa42d048e7adb67",
-    16,
-)
+# The Capgo format's fixed AES-128 key and IV (its RSA test key is in vector_keys.py). A repeated
+# key and IV let anyone compare releases block by block: vectors only.
 CAPGO_AES_KEY = bytes(range(0x40, 0x50))
 CAPGO_IV = bytes(range(0x50, 0x60))
 
@@ -104,46 +100,30 @@ WEB_BUILD: Mapping[str, bytes] = {
     "Über/naïve.txt": b"non-ASCII paths are UTF-8 in the zip and the index\n",
 }
 
+# A plaintext of exactly one segment: its .cub ends with an empty final segment (16 bytes, a tag).
+EMPTY_FINAL_RECIPE = "otaseal vector empty final segment"
 
-def scalar(label: str) -> int:
-    """A fixed private scalar: SHA-256 of a public label (so: a TEST key)."""
-    value = int.from_bytes(hashlib.sha256(b"otaseal test vector key: " + label.encode()).digest())
-    if not 0 < value < P256_ORDER:  # pragma: no cover - astronomically unlikely
-        raise ValueError(label)
-    return value
-
-
-def ed25519_seed(label: str) -> bytes:
-    """A fixed Ed25519 seed (TEST key)."""
-    return hashlib.sha256(b"otaseal test vector key: " + label.encode()).digest()
+# A build whose large, compressible file spans three 1 MiB DEFLATE pieces (archive.CHUNK_SIZE).
+MULTIPIECE_FILE = "assets/vendor.js"
+MULTIPIECE_RECIPE = (
+    "the 100 lines export const wNNNN = '<first 24 hex digits of SHA-256(str(NNNN))>';\\n for "
+    "NNNN = 0000..0099, repeated, cut at 2 MiB + 1000 bytes"
+)
 
 
-@dataclass(frozen=True)
-class VectorKeys:
-    """Every key the vectors use, made from the labels above."""
+def _multipiece_text() -> bytes:
+    block = "".join(
+        f"export const w{i:04d} = '{hashlib.sha256(str(i).encode()).hexdigest()[:24]}';\n"
+        for i in range(100)
+    ).encode()
+    size = 2 * (1 << 20) + 1000
+    return (block * (size // len(block) + 1))[:size]
 
-    root: SigningKey
-    root_2: SigningKey
-    beta: SigningKey
-    beta_2: SigningKey
-    production: SigningKey
-    ed25519: SigningKey
-    decryption: DecryptionKey
-    capgo: CapgoPrivateKey
 
-    @classmethod
-    def make(cls) -> VectorKeys:
-        ed = load_signing_key(ED25519_PKCS8_PREFIX + ed25519_seed("ed25519"))
-        return cls(
-            root=signing_key_from_scalar(scalar("root")),
-            root_2=signing_key_from_scalar(scalar("root-2")),
-            beta=signing_key_from_scalar(scalar("beta")),
-            beta_2=signing_key_from_scalar(scalar("beta-2")),
-            production=signing_key_from_scalar(scalar("production")),
-            ed25519=ed,
-            decryption=decryption_key_from_scalar(scalar("app-decryption")),
-            capgo=capgo_key_from_primes(CAPGO_P, CAPGO_Q),
-        )
+MULTIPIECE_BUILD: Mapping[str, bytes] = {
+    "index.html": b'<!doctype html>\n<script src="assets/vendor.js"></script>\n',
+    MULTIPIECE_FILE: _multipiece_text(),
+}
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -152,37 +132,12 @@ def dump(doc: Any) -> bytes:
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False).encode() + b"\n"
 
 
-def ecdsa_der_to_raw(der: bytes) -> bytes:
-    """DER ``SEQUENCE { INTEGER r, INTEGER s }`` to the 64-byte ``r ‖ s`` WebCrypto verifies."""
-    if der[0] != 0x30 or der[1] != len(der) - 2:
-        raise ValueError("not a short-form DER SEQUENCE")
-    out, pos = b"", 2
-    for _ in range(2):
-        if der[pos] != 0x02:
-            raise ValueError("expected an INTEGER")
-        size = der[pos + 1]
-        value = der[pos + 2 : pos + 2 + size]
-        out += int.from_bytes(value).to_bytes(32)
-        pos += 2 + size
-    return out
-
-
-def key_entry(key: SigningKey, private: dict[str, str]) -> dict[str, str]:
-    return {
-        "algorithm": key.algorithm,
-        **private,
-        "public_spki_der_hex": key.public.der.hex(),
-        "public_pem": key.public.to_pem().decode(),
-        "keyid": key.keyid,
-    }
-
-
 class PinnedRecipient:
     """A recipient that returns a known-good wrapped key instead of a fresh (random) one."""
 
-    def __init__(self, key: DecryptionKey, wrapped: bytes | None) -> None:
+    def __init__(self, key: DecryptionKey, candidates: Sequence[bytes]) -> None:
         self.key = key
-        self.wrapped = wrapped
+        self.candidates = tuple(candidates)
         self.pinned = False
 
     @property
@@ -190,66 +145,66 @@ class PinnedRecipient:
         return self.key.public.keyid
 
     def wrap(self, content_key: bytes, info: bytes) -> bytes:
-        if self.wrapped is not None:
+        for wrapped in self.candidates:
             try:
-                if self.key.unwrap(self.wrapped, info) == content_key:
+                if self.key.unwrap(wrapped, info) == content_key:
                     self.pinned = True
-                    return self.wrapped
+                    return wrapped
             except DecryptionError:
-                pass
+                continue
         return self.key.public.wrap(content_key, info)
 
 
-def committed_wrapped_key(folder: Path | None, keyid: str) -> bytes | None:
-    """The wrapped content key for ``keyid`` in ``folder/bundle.cub``, if there is one."""
-    if folder is None or not (folder / "bundle.cub").is_file():
-        return None
-    try:
-        with (folder / "bundle.cub").open("rb") as src:
-            header = sealed.read_header(src)
-    except DecryptionError:
-        return None
-    return next((e.wrapped_key for e in header.recipients if e.keyid == keyid), None)
+def committed_wrapped_keys(folder: Path | None) -> dict[str, list[bytes]]:
+    """Every wrapped content key in the ``.cub`` files under ``folder``, by recipient key id."""
+    found: dict[str, list[bytes]] = {}
+    if folder is None or not folder.is_dir():
+        return found
+    for path in sorted(folder.rglob("*.cub")):
+        try:
+            with path.open("rb") as src:
+                header = sealed.read_header(src)
+        except DecryptionError:
+            continue  # the negative cases hold broken headers on purpose
+        for entry in header.recipients:
+            if entry.wrapped_key not in found.setdefault(entry.keyid, []):
+                found[entry.keyid].append(entry.wrapped_key)
+    return found
+
+
+class Sealer:
+    """Seals with the fixed vector inputs, reusing committed wrapped keys where they still open."""
+
+    def __init__(self, pins: Mapping[str, Sequence[bytes]]) -> None:
+        self.pins = pins
+        self.all_pinned = True
+
+    def seal(
+        self,
+        plaintext: bytes,
+        recipients: Sequence[DecryptionKey],
+        *,
+        segment_size: int = sealed.SEGMENT_SIZE,
+    ) -> tuple[bytes, sealed.SealResult]:
+        """``plaintext`` sealed to ``recipients`` with the fixed content key, salt, ids."""
+        pinned = [PinnedRecipient(k, self.pins.get(k.public.keyid, ())) for k in recipients]
+        out = io.BytesIO()
+        writer = sealed.SealWriter(
+            out,
+            pinned,
+            segment_size=segment_size,
+            unsafe_fixed_content_key=CONTENT_KEY,
+            unsafe_fixed_salt=SALT,
+            unsafe_fixed_nonce_prefix=NONCE_PREFIX,
+            unsafe_fixed_bundle_id=BUNDLE_ID,
+        )
+        writer.write(plaintext)
+        result = writer.close()
+        self.all_pinned = self.all_pinned and all(r.pinned for r in pinned)
+        return out.getvalue(), result
 
 
 # --- the vectors --------------------------------------------------------------------------------
-def keys_vector(keys: VectorKeys) -> dict[str, Any]:
-    def ecdsa(label: str, key: SigningKey) -> dict[str, str]:
-        return key_entry(key, {"private_scalar_hex": f"{scalar(label):064x}"})
-
-    return {
-        "WARNING": "TEST KEYS. The private halves are public. Never trust them anywhere.",
-        "derivation": "ECDSA P-256 scalar / Ed25519 seed = SHA-256('otaseal test vector key: ' "
-        "+ label), big-endian",
-        "signing": {
-            "root": ecdsa("root", keys.root),
-            "root-2": ecdsa("root-2", keys.root_2),
-            "beta": ecdsa("beta", keys.beta),
-            "beta-2": ecdsa("beta-2", keys.beta_2),
-            "production": ecdsa("production", keys.production),
-            "ed25519": key_entry(keys.ed25519, {"private_seed_hex": ed25519_seed("ed25519").hex()}),
-        },
-        "decryption": {
-            "app-decryption": {
-                "algorithm": "hpke-p256 (DHKEM(P-256, HKDF-SHA256), HKDF-SHA256, AES-256-GCM)",
-                "private_scalar_hex": f"{scalar('app-decryption'):064x}",
-                "public_spki_der_hex": keys.decryption.public.der.hex(),
-                "public_pem": keys.decryption.public.to_pem().decode(),
-                "keyid": keys.decryption.public.keyid,
-            },
-        },
-        "capgo": {
-            "algorithm": "rsa-2048-pkcs1 (the Capgo format: session key and V3 checksum)",
-            "p_hex": f"{CAPGO_P:x}",
-            "q_hex": f"{CAPGO_Q:x}",
-            "e": 65537,
-            "private_pem": keys.capgo.to_pem().decode(),
-            "public_pem": keys.capgo.public.pem.decode(),
-            "key_id": keys.capgo.public.key_id,
-        },
-    }
-
-
 def pae_vector(keys: VectorKeys) -> dict[str, Any]:
     payload = b'{"hello":"world"}'
     message = dsse.pae(dsse.PAYLOAD_TYPE_CHANNEL, payload)
@@ -272,8 +227,8 @@ def pae_vector(keys: VectorKeys) -> dict[str, Any]:
     }
 
 
-def write_build(folder: Path) -> None:
-    for name, data in WEB_BUILD.items():
+def write_build(folder: Path, build: Mapping[str, bytes] = WEB_BUILD) -> None:
+    for name, data in build.items():
         target = folder.joinpath(*name.split("/"))
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
@@ -311,7 +266,15 @@ def rollout_vector() -> dict[str, Any]:
     }
 
 
-def seal_vector(cub: bytes, result: sealed.SealResult, keys: VectorKeys) -> dict[str, Any]:
+def seal_vector(
+    cub: bytes,
+    result: sealed.SealResult,
+    keys: VectorKeys,
+    *,
+    labels: Sequence[str] = ("app-decryption",),
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Every intermediate value of one sealing; ``labels`` name the recipients' test keys."""
     header = sealed.read_header(io.BytesIO(cub))
     raw = cub[: header.length]
     segment_key = hkdf_sha256(
@@ -323,7 +286,23 @@ def seal_vector(cub: bytes, result: sealed.SealResult, keys: VectorKeys) -> dict
     if len(segments[-1]) == full:  # pragma: no cover - the final segment is always shorter
         segments.append(b"")
     entry = header.recipients[0]
+    many = (
+        {
+            "recipients": [
+                {
+                    "keyid": e.keyid,
+                    "private_scalar_hex": f"{scalar(label):064x}",
+                    "wrapped_key_hex": e.wrapped_key.hex(),
+                }
+                for e, label in zip(header.recipients, labels, strict=True)
+            ]
+        }
+        if len(labels) > 1
+        else {}
+    )
     return {
+        **(extra or {}),
+        **many,
         "note": "unsafe_fixed_* inputs, for vectors only. HPKE encapsulation is randomized; the "
         "committed wrapped_key is one valid wrap and is pinned when vectors are regenerated.",
         "format_version": header.version,
@@ -333,7 +312,7 @@ def seal_vector(cub: bytes, result: sealed.SealResult, keys: VectorKeys) -> dict
         "nonce_prefix_hex": NONCE_PREFIX.hex(),
         "bundle_id_hex": BUNDLE_ID.hex(),
         "recipient_keyid": entry.keyid,
-        "recipient_private_scalar_hex": f"{scalar('app-decryption'):064x}",
+        "recipient_private_scalar_hex": f"{scalar(labels[0]):064x}",
         "hpke_info_hex": (sealed.HPKE_INFO_LABEL + BUNDLE_ID).hex(),
         "wrapped_key_hex": entry.wrapped_key.hex(),
         "header_length": header.length,
@@ -395,14 +374,193 @@ def capgo_vector(
     }
 
 
+def pack_build(build: Mapping[str, bytes]) -> tuple[bytes, PackResult]:
+    """The deterministic zip of ``build`` (path -> bytes) and what ``pack`` reports."""
+    with tempfile.TemporaryDirectory(prefix="otaseal-vectors-") as tmp:
+        folder = Path(tmp) / "build"
+        write_build(folder, build)
+        plain = io.BytesIO()
+        packed = pack(folder, plain, workers=1)
+    return plain.getvalue(), packed
+
+
+def build_vector(
+    build: Mapping[str, bytes], recipes: Mapping[str, Mapping[str, str]]
+) -> dict[str, Any]:
+    """Each file's size and SHA-256, with its text or how to make its bytes."""
+    return {
+        name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+        | (
+            {"utf8": data.decode()}
+            if name.endswith((".html", ".js", ".css", ".txt")) and name not in recipes
+            else dict(recipes[name])
+        )
+        for name, data in sorted(build.items(), key=lambda item: item[0].encode())
+    }
+
+
+def release_of(result: sealed.SealResult, packed: PackResult, **fields: Any) -> Release:
+    """The release entry that signs ``result`` (the .cub) and ``packed`` (its zip)."""
+    base: dict[str, Any] = {
+        "label": "1.4.2",
+        "counter": 1,
+        "sha256": result.sha256,
+        "length": result.length,
+        "plaintext_sha256": result.plaintext_sha256,
+        "plaintext_length": result.plaintext_length,
+        "files": len(packed.index.files),
+        "unpacked_size": packed.index.total_size,
+        "published": NOW,
+    }
+    return Release(**(base | fields))
+
+
+def beta_manifest(release: Release, *, version: int = 1) -> ChannelManifest:
+    """The beta channel serving ``release``, valid for 30 days from the reference time."""
+    return ChannelManifest(
+        app=APP,
+        channel="beta",
+        version=version,
+        issued=NOW,
+        expires=NOW + timedelta(days=30),
+        releases=(release,),
+        security_floor=0,
+        event="publish 1.4.2",
+    )
+
+
+def layout(trusted_root: str, keys: Mapping[str, str], expect: str) -> bytes:
+    """A store layout: which vector file sits at which store key, and what a device does."""
+    return dump(
+        {
+            "app": APP,
+            "trusted_root": trusted_root,
+            "keys": dict(keys),
+            "reference_time": format_time(NOW),
+            "native": 12,
+            "expect": expect,
+        }
+    )
+
+
+def rotation_vectors(keys: VectorKeys, release: Release) -> dict[str, bytes]:
+    """Root v3 (a second hop: new root and beta keys again) and a manifest its beta key signed."""
+    root_3 = make_root(
+        APP,
+        3,
+        now=NOW + timedelta(days=2),
+        root_keys=[keys.root_3],
+        channel_keys={"beta": [keys.beta_3], "production": [keys.production]},
+    )
+    manifest = beta_manifest(release, version=2)
+    bundle = f"{APP}/bundles/{release.sha256}.cub"
+    return {
+        "root-3.json": sign_root(root_3, [keys.root_2, keys.root_3]),
+        "beta-3.manifest.json": dsse.sign(
+            dsse.PAYLOAD_TYPE_CHANNEL, manifest.to_payload(), [keys.beta_3]
+        ).to_json(),
+        "store-rotation.json": layout(
+            "root.json",
+            {
+                root_key(APP, 1): "root.json",
+                root_key(APP, 2): "root-2.json",
+                root_key(APP, 3): "root-3.json",
+                manifest_key(APP, "beta", 2): "beta-3.manifest.json",
+                pointer_key(APP, "beta"): "beta-3.manifest.json",
+                bundle: "bundle.cub",
+            },
+            "a device trusting root.json walks v1 -> v2 -> v3 (each signed by the previous and "
+            "the new root key), trusts beta-3, and installs 1.4.2 if its install id is in_rollout",
+        ),
+    }
+
+
+def ed25519_vectors(keys: VectorKeys, release: Release) -> dict[str, bytes]:
+    """A root whose root role is an Ed25519 key, and a beta manifest signed with Ed25519."""
+    root = make_root(
+        APP,
+        1,
+        now=NOW,
+        root_keys=[keys.ed25519_root],
+        channel_keys={"beta": [keys.ed25519], "production": [keys.production]},
+    )
+    manifest = beta_manifest(release)
+    return {
+        "root-ed25519.json": sign_root(root, [keys.ed25519_root]),
+        "beta-ed25519.manifest.json": dsse.sign(
+            dsse.PAYLOAD_TYPE_CHANNEL, manifest.to_payload(), [keys.ed25519]
+        ).to_json(),
+        "store-ed25519.json": layout(
+            "root-ed25519.json",
+            {
+                root_key(APP, 1): "root-ed25519.json",
+                manifest_key(APP, "beta", 1): "beta-ed25519.manifest.json",
+                pointer_key(APP, "beta"): "beta-ed25519.manifest.json",
+                f"{APP}/bundles/{release.sha256}.cub": "bundle.cub",
+            },
+            "a device trusting root-ed25519.json verifies Ed25519 signatures (raw 64 bytes, "
+            "RFC 8032) and installs 1.4.2 if its install id is in_rollout",
+        ),
+    }
+
+
+def multipiece_vector(zip_bytes: bytes, build: Mapping[str, bytes]) -> dict[str, Any]:
+    """Where the large file's DEFLATE pieces start and end inside its zip entry."""
+    big = MULTIPIECE_FILE
+    data = build[big]
+    pieces, offset = [], 0
+    with zipfile.ZipFile(io.BytesIO(zip_bytes)) as zf:
+        at = zf.getinfo(big).header_offset
+    name_length, extra_length = struct.unpack_from("<HH", zip_bytes, at + 26)
+    data_at = at + 30 + name_length + extra_length
+    for start in range(0, len(data), CHUNK_SIZE):
+        piece = data[start : start + CHUNK_SIZE]
+        last = start + len(piece) == len(data)
+        zdict = data[max(0, start - 32 * 1024) : start]
+        comp = (
+            zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -15, zdict=zdict)
+            if zdict
+            else zlib.compressobj(COMPRESSION_LEVEL, zlib.DEFLATED, -15)
+        )
+        body = comp.compress(piece) + comp.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+        pieces.append(
+            {
+                "uncompressed_offset": start,
+                "uncompressed_length": len(piece),
+                "compressed_offset_in_zip": data_at + offset,
+                "compressed_length": len(body),
+                "compressed_sha256": hashlib.sha256(body).hexdigest(),
+                "ends_with": "final block (BFINAL = 1)"
+                if last
+                else "sync flush: empty stored block 00 00 ff ff",
+            }
+        )
+        offset += len(body)
+    return {
+        "note": "the large file is deflated in 1 MiB pieces (archive.CHUNK_SIZE), each primed "
+        "with the 32 KiB before it and ended by a sync flush; to a reader the entry is one "
+        "ordinary raw DEFLATE stream",
+        "zip": "multipiece.zip.bin",
+        "zip_sha256": hashlib.sha256(zip_bytes).hexdigest(),
+        "zip_length": len(zip_bytes),
+        "large_file": big,
+        "piece_size": CHUNK_SIZE,
+        "compression_level": COMPRESSION_LEVEL,
+        "pieces": pieces,
+        "build": build_vector(build, {big: {"recipe": MULTIPIECE_RECIPE}}),
+    }
+
+
 def generate(out: Path, *, pin_from: Path | None = None, fresh_wrap: bool = False) -> bool:
-    """Write every vector into ``out``; return whether the wrapped key was pinned."""
+    """Write every vector into ``out``; return whether every wrapped key was pinned."""
     keys = VectorKeys.make()
     out.mkdir(parents=True, exist_ok=True)
+    sealer = Sealer({} if fresh_wrap else committed_wrapped_keys(pin_from or out))
     files: dict[str, bytes] = {}
 
     files["keys.json"] = dump(keys_vector(keys))
     files["pae.json"] = dump(pae_vector(keys))
+    files["decryption-key.pem"] = keys.decryption.to_pem()
 
     # Roots: v1 as `otaseal init` makes it; v2 rotates the root and the beta key.
     root_1 = make_root(
@@ -423,43 +581,52 @@ def generate(out: Path, *, pin_from: Path | None = None, fresh_wrap: bool = Fals
     files["root-2.json"] = sign_root(root_2, [keys.root, keys.root_2])
 
     # The web build, packed deterministically, and sealed with fixed values.
-    with tempfile.TemporaryDirectory(prefix="otaseal-vectors-") as tmp:
-        build = Path(tmp) / "build"
-        write_build(build)
-        plain = io.BytesIO()
-        packed = pack(build, plain, workers=1)
-    zip_bytes = plain.getvalue()
+    zip_bytes, packed = pack_build(WEB_BUILD)
     files["bundle.zip.bin"] = zip_bytes
     files["index.json"] = packed.index.to_json()
     files["web-build.json"] = dump(
-        {
-            name: {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-            | (
-                {"utf8": data.decode()}
-                if name.endswith((".html", ".js", ".css", ".txt"))
-                else {"shake_256_of": "otaseal vector photo", "note": "SHAKE-256 output bytes"}
-            )
-            for name, data in sorted(WEB_BUILD.items(), key=lambda item: item[0].encode())
-        }
+        build_vector(
+            WEB_BUILD,
+            {
+                "assets/photo.webp": {
+                    "shake_256_of": "otaseal vector photo",
+                    "note": "SHAKE-256 output bytes",
+                }
+            },
+        )
+    )
+    cub, result = sealer.seal(zip_bytes, [keys.decryption])
+    files["bundle.cub"] = cub
+    files["sealed.json"] = dump(seal_vector(cub, result, keys))
+
+    # The same zip sealed to two recipients; and a plaintext that fills its segments exactly.
+    two, two_result = sealer.seal(zip_bytes, [keys.decryption, keys.decryption_2])
+    files["bundle-2-recipients.cub"] = two
+    files["sealed-2-recipients.json"] = dump(
+        seal_vector(
+            two,
+            two_result,
+            keys,
+            labels=("app-decryption", "app-decryption-2"),
+            extra={"plaintext_file": "bundle.zip.bin"},
+        )
+    )
+    exact = hashlib.shake_256(EMPTY_FINAL_RECIPE.encode()).digest(sealed.SEGMENT_SIZE)
+    empty_final, empty_result = sealer.seal(exact, [keys.decryption])
+    files["bundle-empty-final.cub"] = empty_final
+    files["sealed-empty-final.json"] = dump(
+        seal_vector(
+            empty_final,
+            empty_result,
+            keys,
+            extra={"plaintext_recipe": f"SHAKE-256('{EMPTY_FINAL_RECIPE}'), 65536 bytes"},
+        )
     )
 
-    pin = (
-        None if fresh_wrap else committed_wrapped_key(pin_from or out, keys.decryption.public.keyid)
-    )
-    recipient = PinnedRecipient(keys.decryption, pin)
-    cub = io.BytesIO()
-    writer = sealed.SealWriter(
-        cub,
-        [recipient],
-        unsafe_fixed_content_key=CONTENT_KEY,
-        unsafe_fixed_salt=SALT,
-        unsafe_fixed_nonce_prefix=NONCE_PREFIX,
-        unsafe_fixed_bundle_id=BUNDLE_ID,
-    )
-    writer.write(zip_bytes)
-    result = writer.close()
-    files["bundle.cub"] = cub.getvalue()
-    files["sealed.json"] = dump(seal_vector(cub.getvalue(), result, keys))
+    # A zip whose large file is deflated in several 1 MiB pieces.
+    multi_zip, _ = pack_build(MULTIPIECE_BUILD)
+    files["multipiece.zip.bin"] = multi_zip
+    files["multipiece.json"] = dump(multipiece_vector(multi_zip, MULTIPIECE_BUILD))
 
     # The same zip in the Capgo format, with a fixed AES key and IV.
     capgo_out = io.BytesIO()
@@ -474,16 +641,9 @@ def generate(out: Path, *, pin_from: Path | None = None, fresh_wrap: bool = Fals
     )
 
     # The beta channel manifest that serves it to 25 % of devices.
-    release = Release(
-        label="1.4.2",
-        counter=1,
-        sha256=result.sha256,
-        length=result.length,
-        plaintext_sha256=result.plaintext_sha256,
-        plaintext_length=result.plaintext_length,
-        files=len(packed.index.files),
-        unpacked_size=packed.index.total_size,
-        published=NOW,
+    release = release_of(
+        result,
+        packed,
         native_min=10,
         native_max=None,
         rollout_bp=ROLLOUT_BP,
@@ -492,18 +652,8 @@ def generate(out: Path, *, pin_from: Path | None = None, fresh_wrap: bool = Fals
         pr=42,
         capgo=capgo.artifact(),
     )
-    manifest = ChannelManifest(
-        app=APP,
-        channel="beta",
-        version=1,
-        issued=NOW,
-        expires=NOW + timedelta(days=30),
-        releases=(release,),
-        security_floor=0,
-        event="publish 1.4.2",
-    )
     files["beta.manifest.json"] = dsse.sign(
-        dsse.PAYLOAD_TYPE_CHANNEL, manifest.to_payload(), [keys.beta]
+        dsse.PAYLOAD_TYPE_CHANNEL, beta_manifest(release).to_payload(), [keys.beta]
     ).to_json()
     files["rollout.json"] = dump(rollout_vector())
     files["store-layout.json"] = dump(
@@ -524,10 +674,27 @@ def generate(out: Path, *, pin_from: Path | None = None, fresh_wrap: bool = Fals
             "beta_role": channel_role("beta"),
         }
     )
+    files |= rotation_vectors(keys, release)
+    files |= ed25519_vectors(keys, release)
 
+    # Negative cases: hostile stores, each with the error the reference client reports.
+    files |= negative_cases.generate(
+        negative_cases.Context(
+            keys=keys,
+            app=APP,
+            now=NOW,
+            sealer=sealer,
+            vectors=files,
+            root=root_1,
+            pack_build=pack_build,
+        )
+    )
+
+    shutil.rmtree(out / negative_cases.FOLDER, ignore_errors=True)  # cases may be renamed
     for name, data in files.items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
         (out / name).write_bytes(data)
-    return recipient.pinned
+    return sealer.all_pinned
 
 
 def main(argv: list[str] | None = None) -> int:
