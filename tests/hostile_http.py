@@ -21,16 +21,17 @@ import subprocess
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
+    from collections.abc import Iterable, Mapping
     from pathlib import Path
     from types import TracebackType
 
-    #: Writes one reply to the socket; returns soon after the event is set (the server closes).
-    Reply = Callable[[socket.socket, threading.Event], None]
+#: Writes one reply to the socket; returns soon after the event is set (the server closes).
+Reply = Callable[[socket.socket, threading.Event], None]
 
 _HEAD_LIMIT = 64 * 1024
 

@@ -140,6 +140,11 @@ def test_content_range_total_above_the_cap(server: HostileServer) -> None:
     refused(server, reply, LengthError, says="is 5000000 bytes")
 
 
+def test_content_range_past_the_range_asked_for(server: HostileServer) -> None:
+    reply = endless(head(206, [("Content-Range", "bytes 0-99999/*")]), b"A" * 65536)
+    refused(server, reply, LengthError, says="is more than 1000 bytes")
+
+
 def test_partial_content_of_an_object_that_fits_the_range(server: HostileServer) -> None:
     reply = raw(head(206, [("Content-Range", "bytes 0-4/10")]) + b"01234")
     refused(server, reply, says="sent bytes 0-4 of an object of 10 bytes")

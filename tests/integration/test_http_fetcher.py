@@ -294,3 +294,96 @@ def test_public_objects_in_a_bucket_are_fetched_over_plain_http(
         fetcher.fetch("app/m.json", max_bytes=999)
     with pytest.raises(NotFoundError):
         fetcher.fetch("app/missing.json", max_bytes=10)
+
+
+# --- proxies from the environment, as requests honoured them ---------------------------------
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in ("http_proxy", "https_proxy", "no_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+def test_http_proxy_gets_the_absolute_url_and_its_credentials(
+    no_proxy_env: pytest.MonkeyPatch,
+) -> None:
+    from hostile_http import HostileServer, response
+
+    with HostileServer(default=response(200, b"{}")) as proxy:
+        no_proxy_env.setenv("http_proxy", f"http://u:p@127.0.0.1:{proxy.port}")
+        fetcher = HttpFetcher("http://updates.example.invalid/base")
+        assert fetcher.fetch("app/m.json", max_bytes=2) == b"{}"
+    (request,) = proxy.requests
+    assert request.target == "http://updates.example.invalid/base/app/m.json"
+    assert request.headers["proxy-authorization"] == "Basic dTpw"  # u:p
+    assert request.headers["host"] == "updates.example.invalid"
+
+
+def test_https_goes_through_a_connect_tunnel(no_proxy_env: pytest.MonkeyPatch) -> None:
+    from hostile_http import HostileServer, response
+
+    with HostileServer(default=response(407, b"no")) as proxy:
+        no_proxy_env.setenv("https_proxy", f"127.0.0.1:{proxy.port}")
+        with pytest.raises(StoreError) as caught:
+            HttpFetcher("https://updates.example.invalid/base").fetch("app/m.json", max_bytes=2)
+    assert [(r.method, r.target) for r in proxy.requests] == [
+        ("CONNECT", "updates.example.invalid:443")
+    ]
+    assert "could not connect to https://updates.example.invalid/base/app/m.json" in str(
+        caught.value
+    )
+
+
+def test_no_proxy_bypasses_the_proxy(
+    no_proxy_env: pytest.MonkeyPatch, fetcher: HttpFetcher, files: Path
+) -> None:
+    from servers import free_port
+
+    (files / "m.json").write_bytes(b"{}")
+    no_proxy_env.setenv("http_proxy", f"http://127.0.0.1:{free_port()}")
+    no_proxy_env.setenv("no_proxy", "127.0.0.1")
+    assert fetcher.fetch("app/channels/beta/m.json", max_bytes=2) == b"{}"
+
+
+@pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1080", "http://127.0.0.1:99999"])
+def test_proxy_that_is_not_http_is_an_input_error(
+    no_proxy_env: pytest.MonkeyPatch, proxy: str
+) -> None:
+    no_proxy_env.setenv("http_proxy", proxy)
+    with pytest.raises(InputError) as caught:
+        HttpFetcher("http://updates.example.invalid/").fetch("app/m.json", max_bytes=2)
+    assert "http_proxy" in caught.value.diagnostics()
+
+
+def test_tls_certificate_not_trusted_is_a_store_error(
+    tmp_path: Path, no_proxy_env: pytest.MonkeyPatch
+) -> None:
+    from hostile_http import HostileServer, response, self_signed_tls
+
+    context, _ = self_signed_tls(tmp_path)
+    no_proxy_env.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    no_proxy_env.delenv("SSL_CERT_FILE", raising=False)
+    with (
+        HostileServer(default=response(200, b"{}"), tls=context) as server,
+        pytest.raises(StoreError) as caught,
+    ):
+        HttpFetcher(server.url).fetch("app/m.json", max_bytes=2)
+    assert "(TLS: " in caught.value.diagnostics()
+    assert "certificate verify failed" in caught.value.diagnostics()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://cdn.example.com/a b", "http://bücher.example/x", "http://h:99999/", "http://[::1/"],
+)
+def test_base_url_must_be_printable_ascii_with_a_valid_host(url: str) -> None:
+    with pytest.raises(InputError):
+        HttpFetcher(url)
+
+
+def test_deadline_and_rate_must_be_positive() -> None:
+    with pytest.raises(InputError):
+        HttpFetcher("http://127.0.0.1/", deadline=0)
+    with pytest.raises(InputError):
+        HttpFetcher("http://127.0.0.1/", min_rate=-1)

@@ -143,9 +143,9 @@ class HttpFetcher:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         """``deadline`` seconds plus one per ``min_rate`` bytes of the cap bound each read."""
-        parts = urlsplit(base_url)
         try:
-            origin = _origin(parts)
+            parts = urlsplit(base_url)
+            origin: _Origin | None = _origin(parts)
         except ValueError:
             origin = None
         if origin is None or not _PRINTABLE.fullmatch(base_url):  # IDN hosts: use punycode
