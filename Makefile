@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-serve clean vectors mutation
+.PHONY: demo test lint typecheck unit bench bench-serve clean vectors fuzz mutation
 
 # The first run takes about a minute: say so, and let pip show each package it fetches.
 $(STAMP): pyproject.toml
@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(PY) examples/demo.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples
-	$(VENV)/bin/ruff format --check src tests bench examples
+	$(VENV)/bin/ruff check src tests bench examples fuzz
+	$(VENV)/bin/ruff format --check src tests bench examples fuzz
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict src
@@ -83,6 +83,12 @@ bench: $(STAMP)
 
 bench-serve: $(STAMP)
 	$(PY) bench/serve_load.py
+
+# Coverage-guided fuzzing (atheris): each target in fuzz/ for FUZZ_SECONDS, one after another;
+# writes fuzz/REPORT.md and keeps every finding in fuzz/crashes/ (which `make test` replays).
+FUZZ_SECONDS ?= 300
+fuzz: $(STAMP)
+	$(PY) fuzz/run.py --seconds $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage mutants
