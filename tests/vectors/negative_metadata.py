@@ -326,6 +326,27 @@ def cases(w: World) -> Iterator[Case]:
         "metadata",
         w.store(roots=[ctx.vectors["root-2.json"]]),
     )
+    # Which root a check starts from (§6.2): the higher version of the state's and the shipped
+    # one. The store has no 2.root.json, so only a device that picks v2 refuses the old beta key.
+    yield case(
+        "root-state-newer-than-shipped",
+        "the state holds root v2 (new beta key), the app still ships v1; the manifest is signed "
+        "by the v1 beta key",
+        "§6.2",
+        "metadata",
+        w.store(),
+        state={"root": "root-2.json", "versions": {}, "installed": {}},
+    )
+    yield case(
+        "root-shipped-newer-than-state",
+        "an app update ships root v2 (new beta key), the state holds v1; the manifest is signed "
+        "by the v1 beta key",
+        "§6.2",
+        "metadata",
+        w.store(),
+        trusted_root=ctx.vectors["root-2.json"],
+        state={"root": "root.json", "versions": {}, "installed": {}},
+    )
     forged = sign_root(ctx.root, [keys.beta])
     yield case(
         "trusted-root-not-self-signed",
