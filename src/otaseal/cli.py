@@ -392,8 +392,9 @@ def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
         now = parse_time(args.now) if args.now else now_utc()
     except ValueError:
         raise InputError(
-            f"--now {args.now!r} is not an ISO 8601 time with a zone",
-            expected="e.g. 2026-11-23T12:00:00Z",
+            f"--now {args.now!r} is not a time otaseal reads (SPEC §1)",
+            expected="YYYY-MM-DDTHH:MM:SS with Z or ±HH:MM, from year 1 to 9999 in UTC, "
+            "e.g. 2026-11-23T12:00:00Z",
         ) from None
     key_ref = args.decryption_key
     if ":" not in key_ref.split("/", 1)[0]:
@@ -776,7 +777,9 @@ def _device_commands(command: Callable[..., argparse.ArgumentParser], parent: _P
     )
     p.add_argument("--out", required=True, help="where the verified web build goes")
     p.add_argument("--native", type=int, help="the device's native build number")
-    p.add_argument("--now", help="reference time (ISO 8601), for tests")
+    p.add_argument(
+        "--now", help="reference time, e.g. 2026-11-23T12:00:00Z (SPEC §1 form), for tests"
+    )
 
     p = command(
         "stats",
