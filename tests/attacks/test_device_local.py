@@ -16,7 +16,12 @@ import pytest
 
 from otaseal import cli
 from otaseal.client import STATE_FILE
-from otaseal.errors import InputError, MalformedMetadataError, UnsignedMetadataError
+from otaseal.errors import (
+    InputError,
+    MalformedMetadataError,
+    UnsignedMetadataError,
+    WrongTargetError,
+)
 from otaseal.store import root_key
 
 SHA = "ab" * 32
@@ -356,3 +361,18 @@ def test_fetch_with_damaged_state_exits_2(repo, fetch_argv, tmp_path, capsys):
 
     assert json.loads(capsys.readouterr().out)["error"]["type"] == "InputError"
     assert (state / STATE_FILE).read_text() == '{"root": "", "versions": {}, "installed": {}}'
+
+
+@pytest.mark.parametrize("with_state", [False, True])
+def test_shipped_root_of_another_app_is_refused(repo, new_device, with_state):
+    device = new_device()
+    if with_state:
+        install_first_release(repo, device)
+    other = repo.make_root(version=2 if with_state else 1, app="com.example.other")
+    device.initial_root = repo.sign_root(other, repo.root_signers)
+    repo.publish("beta", label="2.0.0")
+
+    error = device.refuses(WrongTargetError)
+
+    assert "--root" in error.what
+    assert "com.example.other" in error.what
