@@ -181,7 +181,8 @@ def generate(ctx: Context) -> dict[str, bytes]:
             # a reader rule broke): never record it as the expected behaviour.
             msg = (
                 f"negative case {case.name}: the reference client exited {verdict['exit_code']} "
-                f"({verdict['error']}), expected a {case.family} error (exit {EXIT[case.family]})"
+                f"({verdict['error']}), expected a {case.family} error (exit {EXIT[case.family]}). "
+                "If a reader rule changed on purpose, fix the case in tests/vectors/negative_*.py"
             )
             raise SystemExit(msg)
         doc["expected"] = {"error": verdict["error"], "exit_code": verdict["exit_code"]}

@@ -71,17 +71,15 @@ class World:
     """The honest repository every case starts from, and the attacker's tools."""
 
     ctx: Context
-    zip: bytes = b""
-    packed: Any = None
-    cub: bytes = b""
-    result: Any = None
+    zip: bytes = field(init=False)
+    cub: bytes = field(init=False)
     release: Release = field(init=False)
-    root_bytes: bytes = b""
+    root_bytes: bytes = field(init=False)
 
     def __post_init__(self) -> None:
-        self.zip, self.packed = self.ctx.pack_build(SMALL_BUILD)
-        self.cub, self.result = self.seal(self.zip)
-        self.release = self.release_for(self.result, self.zip)
+        self.zip, _ = self.ctx.pack_build(SMALL_BUILD)
+        self.cub, result = self.seal(self.zip)
+        self.release = self.release_for(result, self.zip)
         self.root_bytes = self.ctx.vectors["root.json"]
 
     def case(self, name: str, attack: str, spec: str, family: str, store: Any, **kw: Any) -> Case:
@@ -104,11 +102,13 @@ class World:
     def seal(
         self, plaintext: bytes, recipients: Sequence[DecryptionKey] | None = None
     ) -> tuple[bytes, SealResult]:
+        """``plaintext`` sealed with the fixed inputs in 1 KiB segments (default: to the app)."""
         return self.ctx.sealer.seal(
             plaintext, list(recipients or [self.keys.decryption]), segment_size=SEGMENT
         )
 
     def release_for(self, result: SealResult, plaintext: bytes, **fields: Any) -> Release:
+        """The release entry that signs ``result`` and its ``plaintext``; 100 % rollout."""
         base: dict[str, Any] = {
             "label": "2.0.0",
             "counter": 1,
@@ -123,6 +123,7 @@ class World:
         return Release(**(base | fields))
 
     def manifest(self, *, version: int = 1, **fields: Any) -> ChannelManifest:
+        """The honest beta manifest, valid for 30 days, with ``fields`` changed."""
         base: dict[str, Any] = {
             "app": self.ctx.app,
             "channel": "beta",
@@ -150,7 +151,8 @@ class World:
         sha256: str | None = None,
         roots: Sequence[bytes] = (),
         channel: str = "beta",
-    ) -> dict[str, str | bytes]:
+    ) -> dict[str, bytes]:
+        """Root v1 (then ``roots`` as v2, v3, ...), the channel pointer and one bundle."""
         app = self.ctx.app
         files: dict[str, bytes] = {root_key(app, 1): self.root_bytes}
         for version, data in enumerate(roots, start=2):
@@ -182,6 +184,7 @@ class World:
         return self.store(manifest, cub=cub, sha256=rel.sha256)
 
     def root(self, version: int, **fields: Any) -> Root:
+        """A root update to the root-2 and beta-2 keys, with ``fields`` changed."""
         base = make_root(
             self.ctx.app,
             version,
