@@ -376,3 +376,45 @@ def test_shipped_root_of_another_app_is_refused(repo, new_device, with_state):
 
     assert "--root" in error.what
     assert "com.example.other" in error.what
+
+
+def test_failed_swap_puts_the_old_build_back(repo, device, monkeypatch):
+    install_first_release(repo, device)
+    before = device.files()
+    repo.publish("beta", label="2.0.0")
+    real_rename = pathlib.Path.rename
+
+    def rename(path, target):
+        if path.name.startswith(".otaseal-staging-"):
+            raise OSError(28, "No space left on device")
+        return real_rename(path, target)
+
+    monkeypatch.setattr(pathlib.Path, "rename", rename)
+
+    error = device.refuses(InputError, bundle_allowed=True)
+
+    assert "No space left" in error.what
+    assert device.files() == before
+    assert sorted(p.name for p in device.home.iterdir()) == ["state", "www"]
+
+
+def test_state_that_cannot_be_written_is_left_as_it_was(repo, device, monkeypatch):
+    install_first_release(repo, device)
+    repo.publish("beta", label="2.0.0")
+
+    def fsync(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr("otaseal.devicestate.os.fsync", fsync)
+    state = device.state_bytes()
+
+    with pytest.raises(InputError, match="cannot write the device state"):
+        device.check()
+
+    # As after a crash between §10 steps 20 and 21: the old state, no temporary file left, and
+    # the next check converges on the release already in place.
+    assert device.state_bytes() == state
+    assert sorted(p.name for p in device.state_dir.iterdir()) == [STATE_FILE]
+    monkeypatch.undo()
+    assert device.check().release.label == "2.0.0"
+    assert device.installed()["label"] == "2.0.0"
