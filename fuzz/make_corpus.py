@@ -76,6 +76,18 @@ def archive_seeds() -> list[bytes]:
         budget = (1 << 24) - 1 if i % 2 else 1 << 16
         seeds.append(bytes([i % 8]) + budget.to_bytes(3) + data)
     seeds.append(b"\0" + (1 << 16).to_bytes(3) + _zips()[2][:-22])  # no end of central directory
+    built = [  # flag bit 3: entries (name, contents, options) that fuzz_archive zips itself
+        [
+            ("index.html", b"<h1>", 0),
+            ("a/b/c.js", b"x" * 600, 1),
+            ("\u00dcber/na\u00efve.txt", b"u", 0),
+        ],
+        [("index.html", b"", 0), ("A.txt", b"1", 0), ("a.txt", b"2", 0)],  # a case collision
+        [("index.html", b"<p>", 8), ("x", b"y", 4 | 64)],  # the index lies; a symlink
+    ]
+    for entries in built:
+        encoded = b"".join(_chunk(n.encode()) + _chunk(d) + bytes([o]) for n, d, o in entries)
+        seeds.append(b"\x08" + (1 << 16).to_bytes(3) + encoded)
     return seeds
 
 
