@@ -305,6 +305,25 @@ def cases(w: World) -> Iterator[Case]:
         bundle_zip(dup_files, index=index[:-1] + b',"version":1}'),
     )
     yield zip_case(
+        "index-bom",
+        "the index starts with a UTF-8 byte-order mark",
+        bundle_zip(dup_files, index=b"\xef\xbb\xbf" + index),
+    )
+    deep = b'{"x":' * 40 + b"0" + b"}" * 40
+    yield zip_case(
+        "index-too-deep",
+        "an unknown member of the index nested 41 levels deep (at most 32)",
+        bundle_zip(dup_files, index=index[:-1] + b',"nested":' + deep + b"}"),
+    )
+    big = str(2**53).encode()
+    assert index.count(b'"size":4000') == 1
+    yield zip_case(
+        "index-size-above-2-53",
+        "a file's indexed size is 2^53 (at most 2^53 - 1)",
+        bundle_zip(dup_files, index=index.replace(b'"size":4000', b'"size":' + big)),
+        unpacked_size=2**53 - 1,
+    )
+    yield zip_case(
         "index-version-2",
         "the index's version is 2",
         bundle_zip(dup_files, index=index.replace(b'"version":1', b'"version":2')),
