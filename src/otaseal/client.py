@@ -227,6 +227,23 @@ def _remove_stale(old: Path) -> None:
         ) from None
 
 
+def _uninstall(out_dir: Path) -> None:
+    """Remove the installed build (``target: builtin``): moved aside first, so it goes whole."""
+    if _kind(out_dir) != stat.S_IFDIR:
+        return
+    old = out_dir.with_name(out_dir.name + ".otaseal-old")
+    _remove_stale(old)
+    try:
+        out_dir.rename(old)
+    except OSError as exc:
+        raise InputError(
+            f"cannot remove the installed build {out_dir} ({exc.strerror})",
+            expected="a writable install folder",
+            fix="check --out and its permissions; the installed build is unchanged",
+        ) from None
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def _swap(staging: Path, out_dir: Path, old: Path) -> None:
     """Move the old build aside, the new one in, then delete the old one; undo on failure."""
     had_old = _kind(out_dir) == stat.S_IFDIR
@@ -296,7 +313,7 @@ def check_for_update(
     state.natives[channel] = native
     if manifest.builtin:
         state.installed.pop(channel, None)
-        shutil.rmtree(out_dir, ignore_errors=True)
+        _uninstall(out_dir)
         state.save(state_dir)
         return FetchResult(
             "builtin",

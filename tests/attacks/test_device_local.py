@@ -418,3 +418,17 @@ def test_state_that_cannot_be_written_is_left_as_it_was(repo, device, monkeypatc
     monkeypatch.undo()
     assert device.check().release.label == "2.0.0"
     assert device.installed()["label"] == "2.0.0"
+
+
+def test_builtin_revert_removes_the_build_and_a_stale_link_only(repo, device, tmp_path):
+    install_first_release(repo, device)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep.txt").write_text("must survive")
+    (device.home / "www.otaseal-old").symlink_to(outside, target_is_directory=True)
+    repo.serve_manifest(repo.manifest("beta", repo.served["beta"].releases, builtin=True))
+
+    assert device.check().status == "builtin"
+
+    assert sorted(p.name for p in device.home.iterdir()) == ["state"]
+    assert (outside / "keep.txt").read_text() == "must survive"
