@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from otaseal import archive, client, crypto, dsse, trust
+from otaseal import archive, client, crypto, dsse, errors, trust
 from otaseal.archive import Index, extract
 from otaseal.errors import UnsignedMetadataError
 from otaseal.formats import sealed
 from otaseal.formats.capgo import verify_artifact
+from otaseal.model import parse_time
 from otaseal.store import bundle_key, capgo_key, manifest_key, pointer_key, root_key
 from otaseal.store.folder import FolderStore
 
@@ -501,3 +502,58 @@ def test_negative_case_files_are_self_contained():
         named += [inputs["state"]["root"]] if inputs["state"] else []
         assert all((HERE / n).is_file() for n in named), name
         assert inputs["trusted_root"] or inputs["state"], name
+
+
+class _Recording:
+    """A fetcher that notes every key the device asks for."""
+
+    def __init__(self, inner):
+        self.inner, self.keys = inner, []
+
+    def fetch(self, key, *, max_bytes):
+        self.keys.append(key)
+        return self.inner.fetch(key, max_bytes=max_bytes)
+
+    def stream(self, key, *, max_bytes):
+        self.keys.append(key)
+        return self.inner.stream(key, max_bytes=max_bytes)
+
+
+METADATA_CASES = [
+    n for n in NEGATIVE if committed_json(f"negative/{n}/case.json")["family"] == "metadata"
+]
+
+
+@pytest.mark.parametrize("name", METADATA_CASES)
+def test_metadata_negative_case_never_asks_for_the_bundle(tmp_path, name):
+    """Metadata is refused before any bundle is requested (SPEC §10), through the client API."""
+    case = committed_json(f"negative/{name}/case.json")
+    inputs = case["inputs"]
+    store = FolderStore(tmp_path / "store")
+    for key, file in inputs["store"].items():
+        target = store.root.joinpath(*key.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(_read(file))
+    if inputs["state"]:
+        state = inputs["state"]
+        client.DeviceState(
+            _read(state["root"]), dict(state["versions"]), dict(state["installed"])
+        ).save(tmp_path / "state")
+    fetcher = _Recording(store)
+
+    with pytest.raises(errors.MetadataError) as caught:
+        client.check_for_update(
+            fetcher,
+            app=inputs["app"],
+            channel=inputs["channel"],
+            state_dir=tmp_path / "state",
+            decryption_key=crypto.load_decryption_key(_read(inputs["decryption_key"])),
+            install_id=inputs["install_id"],
+            out_dir=tmp_path / "www",
+            now=parse_time(inputs["now"]),
+            native=inputs["native"],
+            initial_root=_read(inputs["trusted_root"]) if inputs["trusted_root"] else None,
+        )
+
+    assert type(caught.value).__name__ == case["expected"]["error"]
+    assert not [key for key in fetcher.keys if "/bundles/" in key]
