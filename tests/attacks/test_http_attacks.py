@@ -192,6 +192,36 @@ def test_broken_chunked_framing(server: HostileServer, body: bytes) -> None:
     refused(server, raw(head(200, [("Transfer-Encoding", "chunked")]) + body))
 
 
+@pytest.mark.parametrize("size", [b"-1", b"-10000", b"1_0", b"+10", b"0x10", b" ", b"\xd9\xa1"])
+def test_loose_chunk_size_syntax(server: HostileServer, size: bytes) -> None:
+    # int("-1", 16) is -1, and http.client then reads the rest of the stream into memory: an
+    # endless stream after it took 2 GB in 4 s.
+    reply = endless(head(200, [("Transfer-Encoding", "chunked")]) + size + b"\r\n", b"A" * 65536)
+    tracemalloc.start()
+    try:
+        refused(server, reply, says="chunked framing is broken")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2 << 20
+
+
+def test_chunk_size_line_over_4_kib(server: HostileServer) -> None:
+    reply = raw(head(200, [("Transfer-Encoding", "chunked")]) + b"1;" + b"x" * 5000 + b"\r\n")
+    refused(server, reply, says="did not answer with valid HTTP (LineTooLong)")
+
+
+def test_chunk_extensions_are_ignored(server: HostileServer) -> None:
+    body = b"5;name=value\r\nhello\r\n0\r\n\r\n"
+    server.route("/s/app/x", raw(head(200, [("Transfer-Encoding", "chunked")]) + body))
+    assert fetcher_for(server).fetch("app/x", max_bytes=5) == b"hello"
+
+
+def test_endless_trailer_after_the_last_chunk(server: HostileServer) -> None:
+    reply = endless(head(200, [("Transfer-Encoding", "chunked")]) + b"1\r\na\r\n0\r\n", b"X: y\r\n")
+    refused(server, reply, says="over 65536 bytes")
+
+
 def test_body_shorter_than_its_content_length(server: HostileServer) -> None:
     reply = raw(head(200, [("Content-Length", "100")]) + b"x" * 10)
     refused(server, reply, says="ended after 10 of the 100 bytes it announced")
@@ -437,7 +467,9 @@ def test_huge_and_many_headers_stay_in_bounded_memory(server: HostileServer) -> 
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert "response head (status and headers) over 65536 bytes" in caught.value.diagnostics()
+    assert (
+        "status and header lines (head or trailer) over 65536 bytes" in caught.value.diagnostics()
+    )
     assert peak < 2 << 20
 
 

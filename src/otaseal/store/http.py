@@ -61,6 +61,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _LENGTH = re.compile(r"[0-9]{1,64}")
 _CONTENT_RANGE = re.compile(r"bytes 0-([0-9]{1,64})/([0-9]{1,64}|\*)", re.IGNORECASE)
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_MAX_CHUNK_LINE = 4096  # a chunk size with its extensions
 #: zlib ``wbits`` per accepted Content-Encoding (gzip framing, zlib framing).
 _DECODERS = {"gzip": 31, "x-gzip": 31, "deflate": 15}
 _SHOWN_TEXT = 100  # characters of a server-chosen value quoted in a message
@@ -75,7 +77,7 @@ class _HeadTooLargeError(http.client.HTTPException):
 
 
 class _HeadReader:
-    """The socket's reader, counting the lines of the response head against ``MAX_HEAD``.
+    """The socket's reader, counting header lines (the head, then any trailer) against ``MAX_HEAD``.
 
     ``http.client`` allows 100 header lines of 64 KiB each and copies them several times while
     parsing (about 50 MB at its limits); this keeps a head, and so its parsing, small.
@@ -84,11 +86,15 @@ class _HeadReader:
     def __init__(self, fp: object) -> None:
         self._fp = fp
         self._left = MAX_HEAD
-        self.in_head = True
+        self.counting = True
+
+    def arm(self) -> None:
+        """Count the lines read from now on against a fresh ``MAX_HEAD``."""
+        self._left, self.counting = MAX_HEAD, True
 
     def readline(self, limit: int = -1) -> bytes:
         line: bytes = self._fp.readline(limit)  # type: ignore[attr-defined]
-        if self.in_head:
+        if self.counting:
             self._left -= len(line)
             if self._left < 0:
                 raise _HeadTooLargeError
@@ -108,7 +114,25 @@ class _Response(http.client.HTTPResponse):
 
     def begin(self) -> None:
         super().begin()
-        self._head.in_head = False  # chunk-size lines of the body are not part of the head
+        self._head.counting = False  # chunk-size lines of the body are not part of the head
+
+    def _read_next_chunk_size(self) -> int:
+        """A chunk size in hex digits only; ``ValueError`` becomes ``IncompleteRead``.
+
+        ``int(line, 16)`` takes ``-1`` (after which http.client reads the rest of the stream into
+        memory) and ``1_0``. The trailer after the last chunk is bounded like a head.
+        """
+        line = self.fp.readline(_MAX_CHUNK_LINE + 1)
+        if len(line) > _MAX_CHUNK_LINE:
+            raise http.client.LineTooLong("chunk size")
+        size = line.split(b";", 1)[0].strip(b" \t\r\n")
+        if not _CHUNK_SIZE.fullmatch(size):
+            self.close()
+            raise ValueError("chunk size")
+        chunk = int(size, 16)
+        if chunk == 0:
+            self._head.arm()
+        return chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -597,8 +621,8 @@ def _transport_error(shown: str, exc: OSError | http.client.HTTPException) -> St
         )
     if isinstance(exc, _HeadTooLargeError):
         return _bad_server(
-            f"{shown} sent a response head (status and headers) over {MAX_HEAD} bytes",
-            expected=f"at most {MAX_HEAD} bytes of headers",
+            f"{shown} sent status and header lines (head or trailer) over {MAX_HEAD} bytes",
+            expected=f"at most {MAX_HEAD} bytes of them",
         )
     if isinstance(exc, http.client.HTTPException):
         return _bad_server(
