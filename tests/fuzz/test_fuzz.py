@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,7 @@ def _scratch(tmp_path_factory: pytest.TempPathFactory) -> object:
         os.environ["OTASEAL_FUZZ_SCRATCH"] = saved
     if "fuzz_http" in sys.modules:
         sys.modules["fuzz_http"].close_server()  # the hostile server's threads
+    shutil.rmtree(scratch, ignore_errors=True)  # not a test's tmp_path: pytest would keep it
 
 
 @needs_atheris
