@@ -114,7 +114,7 @@ def _seal(plain: bytes, segment_size: int, recipients: int = 1) -> bytes:
 
 
 def sealed_seeds() -> list[bytes]:
-    """Three bytes of max_plaintext, the .cub."""
+    """Three bytes of max_plaintext, one of read size, the .cub."""
     zip_bytes = _zips()[0]
     cases = [
         (zip_bytes, 1024, 1),  # several segments
@@ -123,9 +123,11 @@ def sealed_seeds() -> list[bytes]:
         (b"two recipients", 1024, 2),
         (b"y" * 5000, 4096, 1),
     ]
-    seeds = [len(p).to_bytes(3) + _seal(p, size, n) for p, size, n in cases]
-    seeds.append((100).to_bytes(3) + _seal(zip_bytes, 1024))  # over the plaintext cap
-    seeds.append(b"\xff\xff\xff" + (VECTORS / "bundle.cub").read_bytes()[:400])  # truncated
+    seeds = [
+        len(p).to_bytes(3) + bytes([i * 50]) + _seal(p, s, n) for i, (p, s, n) in enumerate(cases)
+    ]
+    seeds.append((100).to_bytes(3) + b"\0" + _seal(zip_bytes, 1024))  # over the plaintext cap
+    seeds.append(b"\xff\xff\xff\0" + (VECTORS / "bundle.cub").read_bytes()[:400])  # truncated
     return seeds
 
 
