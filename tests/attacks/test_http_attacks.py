@@ -12,6 +12,7 @@ import gzip
 import json
 import subprocess
 import sys
+import threading
 import time
 import tracemalloc
 from pathlib import Path
@@ -412,6 +413,20 @@ def test_deadline_covers_the_whole_redirect_chain(server: HostileServer) -> None
         fetcher_for(server).fetch("app/x", max_bytes=100)
     assert DEADLINE - 0.1 < time.monotonic() - started < DEADLINE + SLACK
     assert "did not finish within 2 s" in caught.value.diagnostics()
+
+
+def test_deadline_grows_with_the_cap_even_past_the_timer_limit(server: HostileServer) -> None:
+    # 2^53 - 1 bytes at 128 KiB/s is past threading.TIMEOUT_MAX: the timer must still run.
+    reply = drip(head(200, [("Content-Length", "10")]) + b"x" * 10, interval=0.3, step=8)
+    server.route("/s/app/x", reply)
+    fetcher = HttpFetcher(f"{server.url}/s", timeout=(1.0, 1.0), deadline=1.0, min_rate=1.0)
+    started = time.monotonic()
+    assert fetcher.fetch("app/x", max_bytes=10) == b"x" * 10  # 1 s + 10 s for 10 bytes
+    assert time.monotonic() - started > 1.0
+    huge = HttpFetcher(f"{server.url}/s", timeout=(1.0, 1.0))
+    assert huge.time_limit(2**53 - 1) > threading.TIMEOUT_MAX
+    server.route("/s/app/y", response(200, OBJECT))
+    assert huge.fetch("app/y", max_bytes=2**53 - 1) == OBJECT
 
 
 def test_default_deadline_is_sixty_seconds_plus_the_cap_at_128_kib_per_second() -> None:

@@ -448,10 +448,14 @@ class _Watchdog:
             self._thread.join()
 
     def _run(self) -> None:
-        if self._stopped.wait(max(0.0, self._end - time.monotonic())):
-            return
+        # In steps: Event.wait() overflows past threading.TIMEOUT_MAX (a bundle of 2^53 bytes).
+        while (left := self._end - time.monotonic()) > 0:
+            if self._stopped.wait(min(left, 3600.0)):
+                return
         self.fired = True
-        while True:  # again until stopped: a connect under way has no socket yet
+        # A connect under way has no socket yet, but its timeout ends at the deadline too: try
+        # again for a second at most.
+        for _ in range(20):
             with self._lock:
                 sock = self._conn.sock if self._conn is not None else None
                 if sock is not None:
