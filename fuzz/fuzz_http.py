@@ -4,9 +4,17 @@ Every reply the server gives, in order and whatever the path (the object, a retr
 each redirect hop), is built from the input: raw bytes sent verbatim, or a status line, headers
 (``Content-Length``, ``Content-Range``, ``Location``, ``Transfer-Encoding``, ... with fuzzed
 values) and a body that is length-framed, close-delimited or chunked, possibly gzip/deflate
-encoded, possibly dripped. ``{origin}`` in any value becomes the server's ``http://127.0.0.1:port``
-so redirects can point back at it. Besides the error contract it checks the fetcher's promise:
-it never returns more than ``max_bytes``.
+encoded, possibly dripped (against a deadline of a few milliseconds when a flag says so).
+``{origin}`` in any value becomes the server's ``http://127.0.0.1:port`` so redirects can point
+back at it. Besides the error contract it checks the fetcher's promise: it never returns more
+than ``max_bytes``.
+
+Input: a flag byte (bits 0-1: replies - 1; bits 2-7 mod 3: which key; bit 6: a short deadline;
+bit 7: ``stream`` rather than ``fetch``), two bytes of ``max_bytes``, then each reply: a kind
+byte (mod 4 = 0: raw bytes as one chunk; bit 7: drip, bits 4-6 its interval, bits 0-2 its step),
+then for a built reply a status index (or raw status), headers (count, then name index or raw
+name, value), a framing byte (bits 0-1: length, chunked, close-delimited; bits 2-3: identity,
+gzip, deflate) and the body (a piece and its repeat count). Chunks are two-byte-length prefixed.
 
 The process is fenced to loopback: an audit hook refuses every name lookup and connection that
 is not 127.0.0.1, so a fuzzed ``Location`` can never reach another host.
@@ -180,7 +188,9 @@ def _reply(src: _harness.Input, origin: bytes) -> hostile_http.Reply:
             body = _chunked(src, body)
         data = hostile_http.head(status.decode("latin-1"), headers) + body
     if kind & 0x80:
-        return hostile_http.drip(data[:64], interval=0.0005, step=1 + kind % 8)
+        return hostile_http.drip(
+            data[:64], interval=0.0005 * (1 + (kind >> 4 & 7)), step=1 + kind % 8
+        )
     return hostile_http.raw(data)
 
 
@@ -194,7 +204,11 @@ def target(data: bytes) -> None:
     replies = [_reply(src, origin) for _ in range(1 + flags % 4)]
     script.replies.clear()
     script.replies.extend(replies)
-    fetcher = HttpFetcher(server.url + "/updates", timeout=(2.0, 2.0), deadline=5.0)
+    # Flag bit 6: a deadline of 10-80 ms, so the watchdog that cuts a slow read fires cheaply.
+    deadline, min_rate = (0.01 * (1 + max_bytes % 8), 1e12) if flags & 0x40 else (5.0, 128e3)
+    fetcher = HttpFetcher(
+        server.url + "/updates", timeout=(2.0, 2.0), deadline=deadline, min_rate=min_rate
+    )
     key = KEYS[(flags >> 2) % len(KEYS)]
     with _fenced():
         if flags & 0x80:

@@ -167,12 +167,14 @@ def _chunk(data: bytes) -> bytes:
     return len(data).to_bytes(2) + data
 
 
-def _reply(status: int, headers: list[tuple[int, bytes]], body: bytes, framing: int) -> bytes:
+def _reply(
+    status: int, headers: list[tuple[int, bytes]], body: bytes, framing: int, kind: int = 1
+) -> bytes:
     """Encode one structured reply (see fuzz_http._reply); status and headers by table index."""
     from fuzz_http import HEADERS, STATUSES  # the layout lives with the target
 
     del HEADERS
-    out = bytes([1, STATUSES.index(status), len(headers)])
+    out = bytes([kind, STATUSES.index(status), len(headers)])
     for name, value in headers:
         out += bytes([name]) + _chunk(value)
     return out + bytes([framing]) + _chunk(body) + b"\0\0"
@@ -202,6 +204,8 @@ def http_seeds() -> list[bytes]:
         b"\0" + cap + _reply(200, [], body, 8 | 2),  # deflate, close-delimited
         b"\0" + cap + _reply(200, [(length, "١٢".encode())], body, 2),
         b"\0" + cap + _reply(404, [], b"not here", 0),
+        b"\x40" + cap + _reply(200, [], body, 0, kind=0xF1),  # dripped past a 10 ms deadline
+        b"\x41" + cap + _reply(302, [(location, b"{origin}/a")], b"", 0, kind=0x95) * 2,
         b"\0" + cap + _raw(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
         b"\0" + cap + _raw(b"HTTP/1.0 200 OK\r\n\r\n" + body),
         b"\0" + cap + _raw(b"HTTP/1.1 302 Found\r\nLocation: http://[::1\r\n\r\n"),
