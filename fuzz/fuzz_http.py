@@ -10,7 +10,8 @@ back at it. Besides the error contract it checks the fetcher's promise: it never
 than ``max_bytes``.
 
 Input: a flag byte (bits 0-1: replies - 1; bits 2-7 mod 3: which key; bit 6: a short deadline;
-bit 7: ``stream`` rather than ``fetch``), two bytes of ``max_bytes``, then each reply: a kind
+bit 7: ``stream`` rather than ``fetch``), two bytes of ``max_bytes`` (0xF000 and up: 2^n - 1 up
+to 2^53 - 1), then each reply: a kind
 byte (mod 4 = 0: raw bytes as one chunk; bit 7: drip, bits 4-6 its interval, bits 0-2 its step),
 then for a built reply a status index (or raw status), headers (count, then name index or raw
 name, value), a framing byte (bits 0-1: length, chunked, close-delimited; bits 2-3: identity,
@@ -201,6 +202,8 @@ def target(data: bytes) -> None:
     src = _harness.Input(data)
     flags = src.int(1)
     max_bytes = src.int(2)
+    if max_bytes >= 0xF000:  # a signed length far past any body: 2^n - 1, up to 2^53 - 1
+        max_bytes = (1 << min(max_bytes % 64, 53)) - 1
     replies = [_reply(src, origin) for _ in range(1 + flags % 4)]
     script.replies.clear()
     script.replies.extend(replies)
