@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import resource
 import subprocess
 import sys
 import threading
@@ -457,6 +458,7 @@ def test_compression_bomb_is_cut_at_the_cap_in_bounded_memory(
     def drain() -> None:
         sizes.extend(len(chunk) for chunk in fetcher.stream("app/x", max_bytes=cap))
 
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     tracemalloc.start()
     try:
         with pytest.raises(LengthError):
@@ -464,6 +466,8 @@ def test_compression_bomb_is_cut_at_the_cap_in_bounded_memory(
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+    rss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
+    assert rss_growth < 64 * 1024, f"the process's peak RSS grew by {rss_growth} KiB"
     largest = max(sizes)
     assert sum(sizes) == cap
     assert largest <= 64 * 1024
