@@ -155,11 +155,12 @@ def _encode(body: bytes, how: int) -> tuple[bytes, list[tuple[bytes, bytes]]]:
 
 
 def _chunked(src: _harness.Input, body: bytes) -> bytes:
-    """Up to eight chunks of fuzzed sizes, the rest in one; maybe no last chunk."""
+    """Up to eight chunks of fuzzed sizes (or size lines), the rest in one; maybe no last chunk."""
     out, at = [], 0
     for _ in range(src.int(1) % 8):
         size = 1 + src.int(1)
-        out.append(b"%x\r\n" % size + body[at : at + size] + b"\r\n")
+        line = src.chunk() if size == 0x100 else b"%x" % size  # 0xff: a fuzzed size line
+        out.append(line + b"\r\n" + body[at : at + size] + b"\r\n")
         at += size
     if at < len(body):
         out.append(b"%x\r\n" % (len(body) - at) + body[at:] + b"\r\n")

@@ -200,6 +200,7 @@ def http_seeds() -> list[bytes]:
         + _reply(200, [], body, 0),
         b"\2" + cap + _reply(301, [(location, b"/r/1")], b"gone", 0) * 2 + _reply(200, [], body, 1),
         b"\0" + cap + _reply(200, [], body, 1),  # chunked
+        b"\0" + cap + _reply(200, [], body, 1)[:-2] + b"\0\0\1\xff" + _chunk(b"-1") + b"\0",
         b"\0" + cap + _reply(200, [], body, 4),  # gzip
         b"\0" + cap + _reply(200, [], body, 8 | 2),  # deflate, close-delimited
         b"\0" + cap + _reply(200, [(length, "١٢".encode())], body, 2),
