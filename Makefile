@@ -44,7 +44,7 @@ sysdeps:
 # (or a server or CLI it starts) that leaves a temp file behind fails `make test`, naming it.
 # (A failing run keeps its failed tests' tmp_path folders; they go with the TMPDIR.)
 unit: $(STAMP) sysdeps
-	@tmp=$$(mktemp -d); \
+	@tmp=$$(mktemp -d); chmod 755 "$$tmp"; \
 	TMPDIR=$$tmp $(VENV)/bin/pytest --cov --cov-branch --cov-report=term --cov-fail-under=90; \
 	status=$$?; \
 	left=$$(cd "$$tmp" && find . -mindepth 1 -maxdepth 2 | head -20); \
