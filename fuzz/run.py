@@ -37,6 +37,9 @@ RSS_LIMIT_MB = 500
 TIMEOUT = {"sealed": 10, "archive": 10, "metadata": 10, "http": 20}
 MAX_LEN = {"sealed": 8192, "archive": 16384, "metadata": 8192, "http": 4096}
 GOAL = 1_000_000
+#: Scratch in memory when the machine has it: the archive target writes files on every input
+#: (about 4x the executions of a disk-backed /tmp here).
+_FAST = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
 
 _STATUS = re.compile(
     r"^#(\d+)\s+(?:INITED|NEW|REDUCE|pulse|DONE|RELOAD).*?cov: (\d+) ft: (\d+) corp: (\d+)/"
@@ -110,7 +113,7 @@ def run_target(target: str, seconds: int, log: Path) -> Result:
     work.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + seconds
     while (left := int(deadline - time.monotonic())) >= 1:
-        with tempfile.TemporaryDirectory(prefix=f"otaseal-fuzz-{target}-") as tmp:
+        with tempfile.TemporaryDirectory(prefix=f"otaseal-fuzz-{target}-", dir=_FAST) as tmp:
             artifacts, scratch = Path(tmp) / "artifacts", Path(tmp) / "scratch"
             artifacts.mkdir()
             scratch.mkdir()
