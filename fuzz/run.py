@@ -73,7 +73,8 @@ class Result:
 
 
 def command(target: str, seconds: int, work: Path, artifacts: Path) -> list[str]:
-    """The libFuzzer command line of one target run."""
+    """The libFuzzer command line of one target run (with ``fuzz/dict/<target>.dict`` if any)."""
+    words = HERE / "dict" / f"{target}.dict"
     return [
         sys.executable,
         str(HERE / f"fuzz_{target}.py"),
@@ -82,6 +83,7 @@ def command(target: str, seconds: int, work: Path, artifacts: Path) -> list[str]
         f"-timeout={TIMEOUT[target]}",
         f"-max_len={MAX_LEN[target]}",
         "-print_final_stats=1",
+        *([f"-dict={words}"] if words.is_file() else []),
         f"-artifact_prefix={artifacts}/",
         str(work),
         str(HERE / "corpus" / target),
