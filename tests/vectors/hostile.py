@@ -143,3 +143,10 @@ def put(data: bytes, offset: int, fmt: str, value: int) -> bytes:
     out = bytearray(data)
     struct.pack_into(fmt, out, offset, value)
     return bytes(out)
+
+
+def compressed_spki(der: bytes) -> bytes:
+    """The same P-256 key in the compressed-point DER SPKI form: another key id, same key."""
+    x, y = der[-64:-32], der[-32:]
+    prefix = bytes.fromhex("3039301306072a8648ce3d020106082a8648ce3d030107032200")
+    return prefix + bytes([2 + (y[-1] & 1)]) + x

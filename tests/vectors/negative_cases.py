@@ -50,6 +50,8 @@ def _case_doc(case: Case, name_of: Callable[[bytes, str], str], ctx: Context) ->
     state = None
     if case.state is not None:
         state = {**case.state}
+        if isinstance(state["root"], bytes):  # a root made for this case, not a vector file
+            state["root"] = name_of(state["root"], "state-root.json")
     return {
         "name": case.name,
         "attack": case.attack,

@@ -10,10 +10,11 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from hostile import DELETE, edit, encode, envelope
+from hostile import DELETE, compressed_spki, edit, encode, envelope
 from negative_world import Case, World
 
 from otaseal import dsse
+from otaseal.crypto import keyid_of
 from otaseal.model import Role, channel_role
 from otaseal.project import make_root, sign_root
 from otaseal.store import bundle_key, root_key
@@ -326,6 +327,90 @@ def cases(w: World) -> Iterator[Case]:
         "metadata",
         w.store(roots=[ctx.vectors["root-2.json"]]),
     )
+
+    # thresholds and key entries of a root update
+    def root_payload(**roles: Any) -> dict[str, Any]:
+        doc: dict[str, Any] = json.loads(replace(ctx.root, version=2).to_payload())
+        for name, role in roles.items():
+            doc["roles"][name] = role
+        return doc
+
+    def root_envelope(doc: Any, signers: list[Any], *, twice: bool = False) -> bytes:
+        env = json.loads(envelope(encode(doc), signers, kind=dsse.PAYLOAD_TYPE_ROOT))
+        if twice:
+            env["signatures"] *= 2
+        return json.dumps(env).encode()
+
+    two_roots = root_payload(
+        root={"keyids": sorted([keys.root.keyid, keys.root_2.keyid]), "threshold": 2}
+    )
+    two_roots["keys"][keys.root_2.keyid] = {
+        "algorithm": keys.root_2.algorithm,
+        "public": base64.b64encode(keys.root_2.public.der).decode(),
+    }
+    yield case(
+        "root-update-new-threshold-not-met",
+        "root v2 needs 2 of {root, root-2} and only root signed",
+        "§6.3",
+        "metadata",
+        w.store(roots=[root_envelope(two_roots, [keys.root])]),
+    )
+    yield case(
+        "root-update-one-key-counted-twice",
+        "root v2 needs 2 of {root, root-2}; root's signature appears twice",
+        "§5.1, §6.3",
+        "metadata",
+        w.store(roots=[root_envelope(two_roots, [keys.root], twice=True)]),
+    )
+    twin_der = compressed_spki(keys.beta.public.der)
+    twin = keyid_of(twin_der)
+    split_key = root_payload(
+        **{"channel:beta": {"keyids": sorted([keys.beta.keyid, twin]), "threshold": 2}}
+    )
+    split_key["keys"][twin] = {
+        "algorithm": "ecdsa-p256-sha256",
+        "public": base64.b64encode(twin_der).decode(),
+    }
+    signature = json.loads(w.signed())["signatures"][0]["sig"]
+    both = json.loads(w.signed())
+    both["signatures"] = [
+        {"keyid": keys.beta.keyid, "sig": signature},
+        {"keyid": twin, "sig": signature},
+    ]
+    yield case(
+        "root-one-key-under-two-key-ids",
+        "root v2 lists the beta key twice (uncompressed and compressed point) to meet a "
+        "threshold of 2 with one signature",
+        "§4, §6.1",
+        "metadata",
+        w.store(json.dumps(both).encode(), roots=[root_envelope(split_key, [keys.root])]),
+    )
+    # A root update that only reorders a role's key ids changes no role (§6.4): the device keeps
+    # its stored version, so an older manifest is still a rollback.
+    pair = [keys.beta.keyid, keys.beta_2.keyid]
+    listed = {
+        keys.beta_2.keyid: {
+            "algorithm": keys.beta_2.algorithm,
+            "public": base64.b64encode(keys.beta_2.public.der).decode(),
+        }
+    }
+    first = root_payload(**{"channel:beta": {"keyids": sorted(pair), "threshold": 1}})
+    first["version"] = 1
+    first["keys"].update(listed)
+    again = root_payload(**{"channel:beta": {"keyids": sorted(pair, reverse=True), "threshold": 1}})
+    again["keys"].update(listed)
+    first_root = root_envelope(first, [keys.root])
+    yield case(
+        "root-update-reordered-key-ids-keeps-rollback-protection",
+        "the device accepted beta v2 under a root listing {beta, beta-2}; root v2 lists the same "
+        "key ids in the other order; the store serves beta v1",
+        "§6.4",
+        "metadata",
+        {**w.store(roots=[root_envelope(again, [keys.root])]), root_key(ctx.app, 1): first_root},
+        trusted_root=first_root,
+        state={"root": first_root, "versions": {"beta": 2}, "installed": {}},
+    )
+
     # Which root a check starts from (§6.2): the higher version of the state's and the shipped
     # one. The store has no 2.root.json, so only a device that picks v2 refuses the old beta key.
     yield case(
@@ -463,6 +548,33 @@ def json_cases(w: World) -> Iterator[Case]:
         "§1, §5",
         "metadata",
         w.store(json.dumps(env_unpadded).encode()),
+    )
+    honest_env = json.loads(w.signed())
+    evil = base64.b64encode(w.manifest(version=99).to_payload()).decode()
+    doubled = (
+        f'{{"payloadType":"{dsse.PAYLOAD_TYPE_CHANNEL}","payload":"{evil}",'
+        f'"payload":"{honest_env["payload"]}","signatures":{json.dumps(honest_env["signatures"])}}}'
+    )
+    yield w.case(
+        "json-envelope-duplicate-payload",
+        "the envelope has two payload members: an unsigned v99, then the signed v1",
+        "§1, §5",
+        "metadata",
+        w.store(doubled.encode()),
+    )
+    yield w.case(
+        "json-envelope-too-deep",
+        "20 000 nested arrays instead of an envelope (deeper than any recursion limit)",
+        "§1, §5",
+        "metadata",
+        w.store(b"[" * 20_000 + b"]" * 20_000),
+    )
+    yield w.case(
+        "json-envelope-unclosed",
+        "50 000 opening brackets and nothing else",
+        "§1, §5",
+        "metadata",
+        w.store(b"[" * 50_000),
     )
     yield w.case(
         "json-envelope-bom",
