@@ -67,14 +67,14 @@ def cases(w: World) -> Iterator[Case]:
         w.hostile_cub(w.cub, plaintext_length=len(w.zip) - 1),
     )
     yield case(
-        "file-count-mismatch",
+        "bundle-file-count-mismatch",
         "the manifest says 3 files, the zip holds 2",
         "§10",
         "bundle",
         w.hostile_cub(w.cub, files=3),
     )
     yield case(
-        "unpacked-size-over-budget",
+        "bundle-unpacked-size-over-budget",
         "the manifest's content.size is below the files' total",
         "§10, §14",
         "bundle",
