@@ -99,10 +99,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 
     def _special_slow(self) -> None:
         time.sleep(1.5)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+        try:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+        except OSError:
+            pass  # the client gave up first, as it should
 
     def _special_broken(self) -> None:
         self.send_error(500)
