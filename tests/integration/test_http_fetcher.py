@@ -247,6 +247,10 @@ def test_slow_server_times_out(site: tuple[str, Path]) -> None:
     assert "timed out" in caught.value.diagnostics()
 
 
+def test_port_zero_is_shown() -> None:
+    assert HttpFetcher("http://127.0.0.1:0/u").describe() == "http://127.0.0.1:0/u"
+
+
 def test_closed_port_cannot_connect() -> None:
     from servers import free_port
 
@@ -378,7 +382,15 @@ def test_tls_certificate_not_trusted_is_a_store_error(
 
 @pytest.mark.parametrize(
     "url",
-    ["http://cdn.example.com/a b", "http://bücher.example/x", "http://h:99999/", "http://[::1/"],
+    [
+        "http://cdn.example.com/a b",
+        "http://bücher.example/x",
+        "http://h:99999/",
+        "http://[::1/",
+        "http://a..b/",
+        "http://.example/",
+        f"http://{'a' * 64}.example/",
+    ],
 )
 def test_base_url_must_be_printable_ascii_with_a_valid_host(url: str) -> None:
     with pytest.raises(InputError):

@@ -170,6 +170,7 @@ class HttpFetcher:
         try:
             parts = urlsplit(base_url)
             origin: _Origin | None = _origin(parts)
+            parts.netloc.encode("idna")  # empty or over-long labels: UnicodeError, a ValueError
         except ValueError:
             origin = None
         if origin is None or not _PRINTABLE.fullmatch(base_url):  # IDN hosts: use punycode
@@ -201,7 +202,7 @@ class HttpFetcher:
     def _public_url(self, path: str) -> str:
         host = self._base.hostname or ""
         host = f"[{host}]" if ":" in host else host
-        netloc = f"{host}:{self._base.port}" if self._base.port else host
+        netloc = host if self._base.port is None else f"{host}:{self._base.port}"
         return urlunsplit((self._base.scheme, netloc, path, "", ""))
 
     def _path(self, key: str) -> str:
@@ -329,7 +330,7 @@ class HttpFetcher:
         watchdog.guard(conn)
         try:
             conn.connect()
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:  # UnicodeError: a host name idna refuses
             watchdog.close(conn)
             if watchdog.fired:
                 raise _DeadlineExceededError from None
