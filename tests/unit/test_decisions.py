@@ -357,6 +357,48 @@ def test_envelope_base64_that_a_lenient_decoder_would_accept_is_malformed(
     assert explains(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("doc", "detail"),
+    [
+        pytest.param([], "it is not a JSON object", id="array"),
+        pytest.param(
+            {"payloadType": 1, "payload": "", "signatures": []},
+            '"payloadType" is not a string',
+            id="payloadType",
+        ),
+        pytest.param(
+            {"payloadType": "t", "payload": "e30", "signatures": []},
+            '"payload" is not padded standard base64',
+            id="payload",
+        ),
+        pytest.param(
+            {"payloadType": "t", "payload": "", "signatures": {}},
+            '"signatures" is not an array',
+            id="signatures",
+        ),
+        pytest.param(
+            {"payloadType": "t", "payload": "", "signatures": ["ab"]},
+            'a signature is not an object with a string "keyid" and a base64 "sig"',
+            id="signature a string",
+        ),
+        pytest.param(
+            {"payloadType": "t", "payload": "", "signatures": [["keyid", "sig"]]},
+            'a signature is not an object with a string "keyid" and a base64 "sig"',
+            id="signature an array",
+        ),
+        pytest.param(
+            {"payloadType": "t", "payload": "", "signatures": [{"keyid": 1, "sig": ""}]},
+            'a signature is not an object with a string "keyid" and a base64 "sig"',
+            id="keyid a number",
+        ),
+    ],
+)
+def test_a_malformed_envelope_names_the_member_at_fault(doc: object, detail: str) -> None:
+    with pytest.raises(MalformedMetadataError) as caught:
+        dsse.Envelope.from_json(json.dumps(doc).encode())
+    assert explains(caught.value).what == f"the metadata is not a DSSE envelope: {detail}"
+
+
 def test_payload_type_mismatch_names_the_expected_type() -> None:
     envelope = dsse.Envelope.from_json(signed_root(make_root()))
 
