@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from otaseal import dsse, trust
+from otaseal.counters import claim_counter
 from otaseal.errors import (
     ConflictError,
     InputError,
@@ -472,11 +473,13 @@ def publish(
             for c in project.config.channels
             if c != channel and (m := _channel_manifest(project, c))
         }
+        # Counters already in manifests (stores from before counter claims have no claims).
         counter_floor = max((r.counter for rs in others.values() for r in rs), default=0)
         uploaded = False
+        claimed = 0
 
         def build(head: Head) -> ChannelManifest | None:
-            nonlocal uploaded
+            nonlocal uploaded, claimed
             current = head.manifest.current if head.manifest else None
             if current is not None and _same_build(current, packed.sha256, capgo):
                 return None
@@ -488,7 +491,8 @@ def publish(
                 _upload(project, made, report_to)
                 uploaded = True
             listed = head.manifest.releases if head.manifest else ()
-            counter = max([counter_floor, *(r.counter for r in listed)]) + 1
+            above = max([counter_floor, *(r.counter for r in listed)])
+            counter = claimed = _release_counter(project, channel, sealed.sha256, above, claimed)
             release = Release(
                 label=label or f"r{counter}",
                 counter=counter,
@@ -526,6 +530,24 @@ def publish(
     elif change.noop:
         notice(f"{channel} already serves this build as {current.short}; nothing published")
     return PublishResult(change, current, packed.warnings, project.store.describe())
+
+
+def _release_counter(project: Project, channel: str, sha256: str, above: int, claimed: int) -> int:
+    """This publish's own claim while it is still above ``above``, else a newly claimed one.
+
+    A claim made before losing a race on the channel is dropped when the winner's release has a
+    higher counter, so counters keep increasing with the channel's versions (gaps are allowed).
+    """
+    if claimed > above:
+        return claimed
+    return claim_counter(
+        project.store,
+        project.app,
+        above=max(above, claimed),
+        channel=channel,
+        sha256=sha256,
+        now=project.clock(),
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -307,7 +307,11 @@ def run_worker(spec: dict[str, Any]) -> None:
     from otaseal.operations import Project, open_store
 
     config = load_config(Path(spec["config"]))
-    real = open_store(spec.get("store") or config.store, s3_endpoint=spec.get("s3_endpoint"))
+    real = open_store(
+        spec.get("store") or config.store,
+        s3_endpoint=spec.get("s3_endpoint"),
+        s3_lock_mode=spec.get("s3_lock_mode", False),
+    )
     store: Storage = real
     if spec.get("kill"):
         store = KillSwitch(real, spec["kill"]["when"], spec["kill"]["kind"])

@@ -165,3 +165,64 @@ def test_promote_racing_a_publish_both_succeed(
     pointer, _ = project.store.read(pointer_key(project.app, "beta"))
     newest, _ = project.store.read(manifest_key(project.app, "beta", 2))
     assert pointer == newest
+
+
+@pytest.fixture(params=["folder", "s3", "s3-lock-mode"])
+def any_store(request: pytest.FixtureRequest, project_dir: Path) -> tuple[str, str | None, bool]:
+    """Folder, moto S3 with conditional writes, and moto S3 through the lock object."""
+    if request.param == "folder":
+        return str(project_dir / "store"), None, False
+    moto: Server = request.getfixturevalue("moto")
+    bucket: str = request.getfixturevalue("moto_bucket")
+    return f"s3://{bucket}/releases", moto.url, request.param == "s3-lock-mode"
+
+
+def test_parallel_publishes_to_two_channels_never_share_a_release_counter(
+    tmp_path: Path, project_dir: Path, any_store: tuple[str, str | None, bool]
+) -> None:
+    """Publishes to beta and production at once: counters are unique per app (SPEC §7.2).
+
+    Without a store-level claim each publisher reads the other channel's counters before
+    either has written, and both pick the same one.
+    """
+    url, endpoint, lock_mode = any_store
+    per_channel = 3 if lock_mode else 5  # the lock serialises writers: keep the run short
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    procs = []
+    for channel in ("beta", "production"):
+        for i in range(per_channel):
+            label = f"{channel}-{i}"
+            spec = worker_spec(
+                tmp_path,
+                label,
+                config=str(project_dir / "otaseal.yml"),
+                store=url,
+                s3_endpoint=endpoint,
+                s3_lock_mode=lock_mode,
+                gate=str(gate),
+                op="publish",
+                args={
+                    "build_dir": str(make_build(tmp_path / "builds" / label, label)),
+                    "channel": channel,
+                    "label": label,
+                },
+            )
+            procs.append(start_worker(spec))
+    open_gate(gate, len(procs), procs)
+    results = [finish(p) for p in procs]
+
+    counters = [r["counter"] for r in results]
+    assert len(set(counters)) == 2 * per_channel, f"a counter was used twice: {sorted(counters)}"
+    project = Project(
+        load_config(project_dir / "otaseal.yml"),
+        open_store(url, s3_endpoint=endpoint, s3_lock_mode=lock_mode),
+    )
+    for channel in ("beta", "production"):
+        manifests = history(project, channel)
+        assert [m.version for m in manifests] == list(range(1, per_channel + 1))
+        on_channel = [m.current.counter for m in manifests if m.current]
+        assert on_channel == sorted(on_channel), "counters increase with the channel's versions"
+    # Each counter in a manifest was claimed in the store first.
+    claimed = {int(k.rsplit("/", 1)[-1]) for k in project.store.list(f"{project.app}/counters/")}
+    assert set(counters) <= claimed

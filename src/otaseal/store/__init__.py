@@ -6,6 +6,7 @@ Layout (folder and S3 share it)::
     <app>/bundles/<sha256>.cub          immutable ciphertext, written first
     <app>/channels/<ch>/<version>.json  immutable signed manifest, create-only
     <app>/channels/<ch>/manifest.json   the pointer, written last, compare-and-swap
+    <app>/counters/<N>                  release counter N claimed (create-only); not for devices
 
 Write order is bundle → versioned manifest → pointer, so a crash at any step leaves the channel
 serving the last complete release.
@@ -41,6 +42,11 @@ def capgo_key(app: str, sha256: str) -> str:
 def index_key(app: str, sha256: str) -> str:
     """Key of a release's file index, sealed to the CI report key only (see ADR 0005)."""
     return f"{app}/indexes/{sha256}.cub"
+
+
+def counter_key(app: str, counter: int) -> str:
+    """Key that claims release counter ``counter`` for one publish (see ``otaseal.counters``)."""
+    return f"{app}/counters/{counter}"
 
 
 def manifest_key(app: str, channel: str, version: int) -> str:
