@@ -339,6 +339,7 @@ def cmd_history(args: argparse.Namespace, out: Output) -> int:
 def cmd_status(args: argparse.Namespace, out: Output) -> int:
     """Show every channel."""
     from otaseal.operations import release_dict, status  # noqa: PLC0415
+    from otaseal.recipients import sealed_to_or_error  # noqa: PLC0415
 
     project = _project(args)
     rows = status(project)
@@ -346,7 +347,11 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
     lines = [f"{project.app} in {project.store.describe()}"]
     for row in rows:
         m = row.manifest
+        current = m.current if m else None
+        sealed = sealed_to_or_error(project.store, project.app, current) if current else ()
         channels[row.channel] = {
+            "sealed_to": list(sealed) if isinstance(sealed, tuple) else None,
+            "sealed_to_error": sealed if isinstance(sealed, str) else None,
             "error": row.error,
             "pending_version": row.pending_version,
             "manifest_version": m.version if m else None,
@@ -361,6 +366,8 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
             lines.append(f"  {row.channel:<12} (empty)")
         else:
             lines.append(f"  {row.channel:<12} v{m.version}  {_serving(m)}  expires {m.expires:%F}")
+        if current is not None:
+            lines.append(f"  {'':<12} sealed to {_sealed_text(sealed)}")
         if row.pending_version is not None:
             lines.append(
                 f"  {'':<12} v{row.pending_version} was written but not yet pointed to (an "
@@ -368,6 +375,53 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
             )
     out.result({"app": project.app, "store": project.store.describe(), "channels": channels}, lines)
     return 0 if all(r.error is None for r in rows) else 3
+
+
+def _sealed_text(sealed: tuple[str, ...] | str) -> str:
+    """Which decryption keys a release opens for (short key ids), or why that is unknown."""
+    if isinstance(sealed, str):
+        return f"(unreadable: {sealed})"
+    return ", ".join(k[:12] for k in sealed)
+
+
+def cmd_recipients(args: argparse.Namespace, out: Output) -> int:
+    """List, add or remove the app's public decryption keys in otaseal.yml."""
+    from otaseal import recipients  # noqa: PLC0415
+
+    project = _project(args)
+    if args.action == "list":
+        current = recipients.listed(project)
+        listing = [{"keyid": e.keyid, "ref": e.ref} for e in current]
+        out.result({"recipients": listing}, [f"{e.keyid[:12]}  {e.ref}" for e in current])
+        return 0
+    if args.action == "add":
+        change = recipients.add(project, args.key)
+        verb, after = "added", f"overlap: {recipients.OVERLAP_RULE}"
+    else:
+        change = recipients.remove(project, args.keyid)
+        verb = "removed"
+        after = (
+            f"apps that ship only the key {change.changed.keyid[:12]} cannot decrypt releases "
+            "published from now on; releases already published keep the keys they were sealed to"
+        )
+    keys, changed = change.recipients, change.changed
+    short = ", ".join(e.keyid[:12] for e in keys)
+    plural = "s" if len(keys) != 1 else ""
+    out.result(
+        {
+            "action": args.action,
+            "keyid": changed.keyid,
+            "ref": changed.ref,
+            "recipients": [{"keyid": e.keyid, "ref": e.ref} for e in keys],
+            "overlap_rule": recipients.OVERLAP_RULE,
+        },
+        [
+            f"{verb} recipient {changed.keyid[:12]} ({changed.ref}) in {project.config.path.name}",
+            f"releases published from now on are sealed to {len(keys)} key{plural}: {short}",
+            after,
+        ],
+    )
+    return 0
 
 
 def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
@@ -656,6 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algorithm", default=_ALGORITHMS[0], choices=_ALGORITHMS, help=_ALGORITHM_HELP)
 
     _release_commands(command)
+    _recipients_command(sub, project)
     _device_commands(command, _options(_json_option, lambda p: _store_options(p, device=True)))
     _serve_command(command, _options(_config_option, _store_options))
     return parser
@@ -753,6 +808,44 @@ def _release_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
         "Show every channel's current release and rollout.",
         "otaseal status --store s3://my-bucket/updates",
     )
+
+
+OVERLAP_HELP = (
+    "Keep the old and the new key listed until every installed app version in the field ships "
+    "the new key; then remove the old one."
+)
+_RECIPIENT_ACTIONS = (
+    ("list", "show the listed keys", "otaseal recipients list"),
+    (
+        "add",
+        "list one more key in otaseal.yml",
+        (
+            "otaseal keygen --kind encryption --out keys/app-decryption-2.pem\n"
+            "otaseal recipients add keys/app-decryption-2.pub.pem"
+        ),
+    ),
+    ("remove", "drop a key from otaseal.yml", "otaseal recipients remove 3f9a2c71e0b4"),
+)
+
+
+def _recipients_command(sub: argparse._SubParsersAction[_Parser], parent: _Parser) -> None:
+    text = "List, add or remove the app's decryption public keys (key rotation)."
+    p = sub.add_parser("recipients", help=text, description=f"{text} {OVERLAP_HELP}")
+    actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
+    for name, helptext, example in _RECIPIENT_ACTIONS:
+        q = actions.add_parser(
+            name,
+            parents=[parent],
+            help=helptext,
+            description=f"{helptext.capitalize()}. {OVERLAP_HELP}",
+            epilog="example:\n" + "\n".join(f"  {line}" for line in example.splitlines()),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        q.set_defaults(func=cmd_recipients)
+        if name == "add":
+            q.add_argument("key", metavar="KEYREF|PUBLIC_PEM_PATH", help="the new public key")
+        elif name == "remove":
+            q.add_argument("keyid", metavar="KEYID", help="key id, or its first 8+ hex digits")
 
 
 def _device_commands(command: Callable[..., argparse.ArgumentParser], parent: _Parser) -> None:
