@@ -373,8 +373,28 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
                 f"  {'':<12} v{row.pending_version} was written but not yet pointed to (an "
                 "interrupted publish); the next command on the channel completes it"
             )
-    out.result({"app": project.app, "store": project.store.describe(), "channels": channels}, lines)
-    return 0 if all(r.error is None for r in rows) else 3
+    from otaseal.rootkeys.ops import status_notes  # noqa: PLC0415
+
+    notes = status_notes(project, {r.channel: r.manifest for r in rows})
+    now = project.clock()
+    lines.extend(f"  {note.level.upper()}: {note.message(now)}" for note in notes)
+    doc: dict[str, object] = {
+        "app": project.app,
+        "store": project.store.describe(),
+        "channels": channels,
+    }
+    doc["expiry"] = [
+        {
+            "what": n.what,
+            "expires": n.expires.isoformat().replace("+00:00", "Z"),
+            "level": n.level,
+            "message": n.message(now),
+        }
+        for n in notes
+    ]
+    out.result(doc, lines)
+    failing = any(n.level == "error" for n in notes)
+    return 0 if all(r.error is None for r in rows) and not failing else 3
 
 
 def _sealed_text(sealed: tuple[str, ...] | str) -> str:
@@ -713,6 +733,9 @@ def build_parser() -> argparse.ArgumentParser:
     _recipients_command(sub, project)
     _device_commands(command, _options(_json_option, lambda p: _store_options(p, device=True)))
     _serve_command(command, _options(_config_option, _store_options))
+    from otaseal.rootkeys.cli import add_root_commands  # noqa: PLC0415 - the group's own module
+
+    add_root_commands(command, project, plain)
     return parser
 
 
