@@ -99,3 +99,43 @@ def test_the_replay_reports_what_escapes(tmp_path: Path) -> None:
         files[-1].write_bytes(data)
     broken = _module("_harness").replay(target, files)
     assert [(p.name, why) for p, why in broken] == [("2", "ValueError: escaped")]
+
+
+def _built_zip_input(options: int) -> bytes:
+    """A fuzz_archive input (built mode): index.html, then a.txt with ``options``."""
+
+    def chunk(data: bytes) -> bytes:
+        return len(data).to_bytes(2, "big") + data
+
+    entries = chunk(b"index.html") + chunk(b"<h1>") + b"\0"
+    entries += chunk(b"sub/a.txt") + chunk(b"x") + bytes([options])
+    return b"\x08" + (1 << 16).to_bytes(3, "big") + entries
+
+
+def test_the_archive_target_catches_a_refused_bundle_that_leaves_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The target's own check works: with extract's clean-up switched off, leftovers are found."""
+    from otaseal import archive
+    from otaseal.errors import ArchiveError
+
+    target = _module("fuzz_archive").target
+    target(_built_zip_input(0))  # accepted: exactly its index, inside the destination
+    with pytest.raises(ArchiveError, match="SHA-256"):
+        target(_built_zip_input(16))  # a.txt fails its hash; nothing is left
+    monkeypatch.setattr(archive, "_undo", lambda _dest, _created: None)
+    with pytest.raises(AssertionError, match="a refused bundle left"):
+        target(_built_zip_input(16))
+
+
+def test_the_http_target_cannot_reach_past_loopback() -> None:
+    """A fuzzed redirect must never leave 127.0.0.1: the target's fence refuses it."""
+    import socket
+
+    fuzz_http = _module("fuzz_http")
+    with fuzz_http._fenced():
+        with pytest.raises(OSError, match="not loopback"):
+            socket.getaddrinfo("example.com", 80)
+        with socket.socket() as sock, pytest.raises(OSError, match="not loopback"):
+            sock.connect(("192.0.2.1", 80))  # TEST-NET-1: refused before any packet is sent
+        assert socket.getaddrinfo("127.0.0.1", 80)
