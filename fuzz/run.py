@@ -215,8 +215,14 @@ def report(results: list[Result], seconds: int, started: datetime) -> str:
             "python fuzz/fuzz_<target>.py",
             f"-max_total_time={seconds}",
             f"-rss_limit_mb={RSS_LIMIT_MB}",
-            "-timeout=<T> -max_len=<L> fuzz/.work/<target> fuzz/corpus/<target>",
+            "-timeout=<T> -max_len=<L> [-dict=fuzz/dict/<target>.dict]",
+            "fuzz/.work/<target> fuzz/corpus/<target>",
         ]
+    )
+    invocation = " ".join(["python fuzz/run.py", *sys.argv[1:]])
+    command_line = (
+        f"- **Command**: `{invocation}` (`FUZZ_SECONDS={seconds} make fuzz` runs the same); "
+        f"per target `{argv}`"
     )
     intro = (
         "Written by `make fuzz` (`fuzz/run.py`); see `fuzz/README.md` for the targets and their "
@@ -241,7 +247,7 @@ def report(results: list[Result], seconds: int, started: datetime) -> str:
         f"- **Date**: {started:%Y-%m-%d %H:%M} UTC; {seconds_total:.0f} s of fuzzing, {order}",
         f"- **Commit**: `{_commit()}`",
         f"- **Machine**: {machine()}",
-        f"- **Command**: `FUZZ_SECONDS={seconds} make fuzz`; per target `{argv}`",
+        command_line,
         "",
         header,
         "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|",
