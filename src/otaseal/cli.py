@@ -853,7 +853,14 @@ _RECIPIENT_ACTIONS = (
 
 def _recipients_command(sub: argparse._SubParsersAction[_Parser], parent: _Parser) -> None:
     text = "List, add or remove the app's decryption public keys (key rotation)."
-    p = sub.add_parser("recipients", help=text, description=f"{text} {OVERLAP_HELP}")
+    p = sub.add_parser(
+        "recipients",
+        help=text,
+        description=f"{text} {OVERLAP_HELP}",
+        epilog="example:\n  otaseal recipients add keys/app-decryption-2.pub.pem\n"
+        "  otaseal recipients list",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
     for name, helptext, example in _RECIPIENT_ACTIONS:
         q = actions.add_parser(

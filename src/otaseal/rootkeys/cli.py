@@ -364,7 +364,15 @@ def add_root_commands(
         dest="change", required=True, parser_class=type(group), metavar="CHANGE"
     )
     for kind in _CHANGES:
-        k = kinds.add_parser(kind, parents=[project], help=_HELP[kind], description=_HELP[kind])
+        example = _EXAMPLES[kind].replace("otaseal root ", "otaseal root propose ", 1)
+        k = kinds.add_parser(
+            kind,
+            parents=[project],
+            help=_HELP[kind],
+            description=_HELP[kind],
+            epilog=f"example:\n  {example} --out next.root.json",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _change_arguments(k, kind)
         k.add_argument("--out", required=True, help="the proposal file to write")
 
