@@ -707,7 +707,7 @@ def run(runner: Runner, inputs: Inputs, env: Mapping[str, str]) -> int:
             outcome = run_command(project, inputs, runner, commit=context.commit, pr=event_pr)
             runner.info(_describe(outcome) + ("" if outcome.changed else " (unchanged)"))
         try:
-            return report(
+            code = report(
                 runner,
                 project=project,
                 inputs=inputs,
@@ -716,6 +716,7 @@ def run(runner: Runner, inputs: Inputs, env: Mapping[str, str]) -> int:
                 github=github,
                 event_pr=event_pr,
             )
+            return max(code, expiry_check(runner, project)) if inputs.command == "status" else code
         except Error as exc:  # the channel already changed: never report this as "stopped"
             text = f"`{inputs.command}` succeeded, but reporting it failed: {exc.diagnostics()}"
             runner.warning(text, title="otaseal")
@@ -758,6 +759,25 @@ def report(
     if section:
         runner.append_summary(section)
     return _broken_channels(runner, inputs, built)
+
+
+def expiry_check(runner: Runner, project: Project) -> int:
+    """``status``: warn from 60 days before the root or a manifest expires, fail from 14."""
+    from otaseal.rootkeys.ops import status_notes  # noqa: PLC0415
+
+    notes = status_notes(project, {row.channel: row.manifest for row in status(project)})
+    now = project.clock()
+    for note in notes:
+        if note.level == "error":
+            runner.error(note.message(now), title="otaseal: expires soon")
+        else:
+            runner.warning(note.message(now), title="otaseal: expires soon")
+    if notes:
+        runner.append_summary(
+            "#### Expiry\n\n"
+            + "".join(f"- **{n.level}:** {_html(n.message(now))}\n" for n in notes)
+        )
+    return 3 if any(n.level == "error" for n in notes) else 0
 
 
 def _broken_channels(runner: Runner, inputs: Inputs, built: Report | None) -> int:

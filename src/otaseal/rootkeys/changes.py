@@ -130,8 +130,8 @@ def next_root(current: Root, change: Change, *, now: datetime, expires: datetime
         version=current.version + 1,
         issued=now,
         expires=expires,
-        keys={k: v for k, v in keys.items() if k in used},
-        roles=roles,
+        keys={k: v for k, v in sorted(keys.items()) if k in used},
+        roles={n: Role(tuple(sorted(r.keyids)), r.threshold) for n, r in sorted(roles.items())},
     )
 
 

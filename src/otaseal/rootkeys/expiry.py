@@ -1,7 +1,9 @@
 """Pure: which roots and channel manifests expire soon, for ``status`` (CLI and Action).
 
 From 60 days before an expiry ``status`` warns; from 14 days it fails, so a scheduled job goes
-red while there is still time to renew the root or re-sign the channel.
+red while there is still time to renew the root or re-sign the channel. A manifest signed for
+less than 120 days (30 by default) warns only in the second half of its life: otherwise a freshly
+re-signed channel would warn from the day it was signed.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def expiry_notes(
     items = [
         (
             f"root v{root.version}",
+            root.issued,
             root.expires,
             "renew it with `otaseal root renew` (devices refuse an expired root)",
         )
@@ -57,6 +60,7 @@ def expiry_notes(
             items.append(
                 (
                     f"{channel} manifest v{manifest.version}",
+                    manifest.issued,
                     manifest.expires,
                     (
                         f"re-sign it with `otaseal resign --channel {channel}` (devices refuse "
@@ -65,9 +69,10 @@ def expiry_notes(
                 )
             )
     notes = []
-    for what, expires, fix in items:
+    for what, issued, expires, fix in items:
+        warn_before = min(WARN_BEFORE, max((expires - issued) / 2, FAIL_BEFORE))
         if expires - now <= FAIL_BEFORE:
             notes.append(ExpiryNote(what, expires, "error", fix))
-        elif expires - now <= WARN_BEFORE:
+        elif expires - now <= warn_before:
             notes.append(ExpiryNote(what, expires, "warning", fix))
     return tuple(notes)

@@ -205,7 +205,7 @@ def publish(
 ) -> RootResult:
     """Store the next root once both thresholds are met, then keep every channel readable."""
     current = newest_root(project)
-    if proposal.previous != current[0]:
+    if proposal.previous.to_payload() != current[0].to_payload():
         raise InputError(
             f"the proposal makes root v{proposal.next.version} out of v"
             f"{proposal.previous.version}, but the store's newest root is v{current[0].version}",
