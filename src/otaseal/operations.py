@@ -841,20 +841,68 @@ def resign(project: Project, *, channel: str) -> Change:
 
 # --- reading -----------------------------------------------------------------------------------
 def history(project: Project, channel: str) -> list[ChannelManifest]:
-    """Every versioned manifest of ``channel``, oldest first, each verified."""
+    """Every versioned manifest of ``channel``, oldest first, each verified.
+
+    A manifest signed before a key rotation verifies with the root of its time: any root the
+    store proves the project's root came from (``earlier_roots``), so revert and history keep
+    working after ``otaseal root rotate-channel``.
+    """
     project.config.check_channel(channel)
-    root, _ = project.root()
+    roots = earlier_roots(project)
     prefix = f"{project.app}/channels/{channel}/"
     versions = sorted(
         int(name)
         for key in project.store.list(prefix)
         if (name := key.rsplit("/", 1)[-1].removesuffix(".json")).isdigit()
     )
-    out = []
+    found: dict[int, bytes | ChannelManifest] = {}
     for version in versions:
         data, _ = project.store.read(manifest_key(project.app, channel, version))
-        out.append(trust.verify_channel_signature(root, data, channel=channel))
+        try:
+            found[version] = trust.verify_channel_signature(roots[0], data, channel=channel)
+        except MetadataError:
+            found[version] = data
+    # Older roots vouch only for versions below the first one the current keys signed: a
+    # revoked key that signs a manifest after the rotation is not history.
+    first_current = min((v for v, m in found.items() if not isinstance(m, bytes)), default=None)
+    out = []
+    for version, entry in found.items():
+        if not isinstance(entry, bytes):
+            out.append(entry)
+            continue
+        older = roots[1:] if first_current is None or version < first_current else []
+        out.append(_verify_with_any(roots[0], older, entry, channel))
     return out
+
+
+def earlier_roots(project: Project) -> list[Root]:
+    """The project's root, then each older one in the store that signed its successor.
+
+    Each older root must verify against itself and sign the next one as a device checks a root
+    update (SPEC §6.3), so a forged old root cannot bring in keys of its own.
+    """
+    root, data = project.root()
+    chain = [root]
+    for version in range(root.version - 1, 0, -1):
+        try:
+            older_data, _ = project.store.read(root_key(project.app, version))
+            older = trust.verify_trusted_root(older_data, app=project.app)
+            trust.verify_root_update(older, data)
+        except (MetadataError, NotFoundError):
+            break
+        chain.append(older)
+        data = older_data
+    return chain
+
+
+def _verify_with_any(
+    current: Root, older: Sequence[Root], data: bytes, channel: str
+) -> ChannelManifest:
+    """Verified by the first of ``older`` that accepts it; else the current root's error."""
+    for root in older:
+        with contextlib.suppress(MetadataError):
+            return trust.verify_channel_signature(root, data, channel=channel)
+    return trust.verify_channel_signature(current, data, channel=channel)
 
 
 @dataclass(frozen=True, slots=True)
