@@ -1,4 +1,4 @@
-"""The ``otaseal`` command line: argument parsing and the one place errors become exit codes.
+"""The ``otaseal`` commands, and the one place errors become exit codes (grammar: ``cli_parser``).
 
 Heavy modules (archive, sealing, boto3) are imported inside the commands that need them, so
 ``otaseal --version`` and ``--help`` start fast. With ``--json`` a command prints exactly one
@@ -7,32 +7,24 @@ JSON object on stdout; messages go to stderr.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from otaseal import __version__
 from otaseal.errors import Error, InputError
 from otaseal.progress import NO_PROGRESS, TerminalProgress
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    import argparse
+    from collections.abc import Iterator, Sequence
 
     from otaseal.model import ChannelManifest
     from otaseal.operations import Change, Project
     from otaseal.progress import Progress
     from otaseal.store import Fetcher
-
-
-class _Parser(argparse.ArgumentParser):
-    """Usage mistakes become ``InputError`` so they print like every other error."""
-
-    def error(self, message: str) -> NoReturn:
-        raise InputError(f"{self.prog}: {message}", fix=f"see `{self.prog} --help`")
 
 
 @dataclass
@@ -89,16 +81,6 @@ def _project(args: argparse.Namespace) -> Project:
             s3_lock_mode=args.s3_lock_mode or config.s3_lock_mode,
         ),
     )
-
-
-def _percent(text: str) -> float:
-    """``10``, ``12.5`` or ``10%``, as the Action's ``rollout`` input accepts."""
-    try:
-        return float(text.strip().removesuffix("%").strip())
-    except ValueError:
-        raise InputError(
-            f"rollout {text!r} is not a number", expected="a percentage from 0 to 100"
-        ) from None
 
 
 # --- commands ----------------------------------------------------------------------------------
@@ -625,347 +607,11 @@ def cmd_stats(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
-# --- parser -----------------------------------------------------------------------------------
-_ALGORITHMS = ["ecdsa-p256-sha256", "ed25519"]
-_ALGORITHM_HELP = "signature algorithm of the keys (default: ecdsa-p256-sha256)"
-
-
-def _options(*adders: Callable[[argparse.ArgumentParser], None]) -> _Parser:
-    """A parent parser holding one group of options, added only to commands that read them."""
-    parent = _Parser(add_help=False)
-    for add in adders:
-        add(parent)
-    return parent
-
-
-def _json_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--json", action="store_true", help="print one JSON object on stdout (messages: stderr)"
-    )
-
-
-def _config_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="PATH", help="otaseal.yml (default: ./otaseal.yml)")
-
-
-def _store_options(p: argparse.ArgumentParser, *, device: bool = False) -> None:
-    what = "the store to read" if device else "overrides otaseal.yml"
-    p.add_argument("--store", metavar="STORE", help=f"folder or s3://bucket/prefix ({what})")
-    p.add_argument(
-        "--s3-endpoint", metavar="URL", help="endpoint URL of an S3-compatible service (MinIO, R2…)"
-    )
-
-
-def _lock_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--s3-lock-mode",
-        action="store_true",
-        help="use a lock object, for S3-compatible services without conditional writes",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
-    """The whole command line; each command lists only the options it reads."""
-    plain = _options(_json_option)
-    project = _options(_json_option, _config_option, _store_options, _lock_option)
-    parser = _Parser(
-        prog="otaseal",
-        description="Sealed live updates for Capacitor / Ionic: sign, encrypt, publish, fetch.",
-        epilog="Run `otaseal COMMAND --help` for a command's options and an example.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"otaseal {__version__}")
-    sub = parser.add_subparsers(
-        dest="command", required=True, parser_class=_Parser, title="commands", metavar="COMMAND"
-    )
+    """The whole command line; the grammar is :mod:`otaseal.cli_parser`."""
+    from otaseal.cli_parser import build_parser as grammar  # noqa: PLC0415 - it imports this module
 
-    def command(
-        name: str,
-        func: Callable[[argparse.Namespace, Output], int],
-        text: str,
-        example: str,
-        parent: _Parser = project,
-    ) -> argparse.ArgumentParser:
-        p = sub.add_parser(
-            name,
-            parents=[parent],
-            help=text,
-            description=text,
-            epilog="example:\n" + "\n".join(f"  {line}" for line in example.splitlines()),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        p.set_defaults(func=func)
-        return p
-
-    p = command(
-        "init",
-        cmd_init,
-        "Create a project: keys, root.json, otaseal.yml, a store.",
-        "otaseal init --app com.example.app --dir my-app --formats sealed,capgo",
-        plain,
-    )
-    p.add_argument("--app", required=True, help="app id, e.g. com.example.app")
-    p.add_argument("--dir", default=".", help="project directory (default: .)")
-    p.add_argument("--algorithm", default=_ALGORITHMS[0], choices=_ALGORITHMS, help=_ALGORITHM_HELP)
-    p.add_argument(
-        "--formats",
-        default="sealed",
-        help="sealed (default) or sealed,capgo: also publish @capgo/capacitor-updater's format",
-    )
-
-    p = command(
-        "keygen",
-        cmd_keygen,
-        "Make one signing, encryption or Capgo (RSA-2048) key.",
-        "otaseal keygen --kind signing --out keys/production-2.pem",
-        plain,
-    )
-    p.add_argument(
-        "--kind",
-        required=True,
-        choices=["signing", "encryption", "capgo"],
-        help="what the key is for: signing metadata, decrypting bundles, or Capgo's RSA key",
-    )
-    p.add_argument("--out", required=True, help="private key path (public: .pub.pem)")
-    p.add_argument("--algorithm", default=_ALGORITHMS[0], choices=_ALGORITHMS, help=_ALGORITHM_HELP)
-
-    _release_commands(command)
-    _recipients_command(sub, project)
-    _device_commands(command, _options(_json_option, lambda p: _store_options(p, device=True)))
-    _serve_command(command, _options(_config_option, _store_options))
-    from otaseal.rootkeys.cli import add_root_commands  # noqa: PLC0415 - the group's own module
-
-    add_root_commands(command, project, plain)
-    return parser
-
-
-def _release_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
-    p = command(
-        "publish",
-        cmd_publish,
-        "Seal a web build and publish it to a channel.",
-        "npm run build && otaseal publish dist --channel beta --label 1.4.2",
-    )
-    p.add_argument("build_dir", metavar="DIST", help="the web build (dist/, www/)")
-    p.add_argument("--channel", required=True, help="channel to publish to, e.g. beta")
-    p.add_argument("--label", help="human version, e.g. 1.4.2 (default: r<counter>)")
-    p.add_argument(
-        "--rollout",
-        type=_percent,
-        default=100.0,
-        metavar="PERCENT",
-        help="percent of devices that get it, e.g. 10 or 10%% (default: 100)",
-    )
-    p.add_argument("--native-min", type=int, help="lowest native build this web build runs on")
-    p.add_argument("--native-max", type=int, help="highest native build this web build runs on")
-    p.add_argument("--commit", help="source commit SHA, recorded in the manifest")
-    p.add_argument("--pr", type=int, help="pull request number, recorded in the manifest")
-    p.add_argument(
-        "--allow-file",
-        action="append",
-        metavar="PATTERN",
-        help="ship files that look like secrets anyway (repeatable)",
-    )
-
-    p = command(
-        "promote",
-        cmd_promote,
-        "Serve a release of one channel on another.",
-        "otaseal promote --from beta --to production --release 1.4.2 --rollout 10",
-    )
-    p.add_argument("--from", dest="source", required=True, help="channel that has the release")
-    p.add_argument("--to", dest="target", required=True, help="channel that will serve it")
-    p.add_argument("--release", help="label or digest (default: the source's current)")
-    p.add_argument(
-        "--rollout",
-        type=_percent,
-        default=100.0,
-        metavar="PERCENT",
-        help="percent of the target's devices that get it (default: 100)",
-    )
-
-    p = command(
-        "rollout",
-        cmd_rollout,
-        "Change the current release's rollout.",
-        "otaseal rollout --channel production --percent 50",
-    )
-    p.add_argument("--channel", required=True, help="channel whose current release changes")
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument(
-        "--percent", type=_percent, help="new share of devices, 0 to 100 (10 or 10%%)"
-    )
-    group.add_argument(
-        "--pause", action="store_true", help="no more devices take it; those that have it keep it"
-    )
-    group.add_argument("--resume", action="store_true", help="undo --pause")
-
-    p = command(
-        "revert",
-        cmd_revert,
-        "Serve an earlier release (or the builtin build) again.",
-        "otaseal revert --channel production --to 1.4.1",
-    )
-    p.add_argument("--channel", required=True, help="channel to revert")
-    p.add_argument("--to", help="label, digest or 'builtin' (default: the previous release)")
-
-    p = command(
-        "resign",
-        cmd_resign,
-        "Re-sign a channel with a fresh expiry.",
-        "otaseal resign --channel production",
-    )
-    p.add_argument("--channel", required=True, help="channel to re-sign")
-
-    p = command(
-        "history",
-        cmd_history,
-        "List a channel's manifests.",
-        "otaseal history --channel production --json",
-    )
-    p.add_argument("--channel", required=True, help="channel to list")
-
-    command(
-        "status",
-        cmd_status,
-        "Show every channel's current release and rollout.",
-        "otaseal status --store s3://my-bucket/updates",
-    )
-
-
-OVERLAP_HELP = (
-    "Keep the old and the new key listed until every installed app version in the field ships "
-    "the new key; then remove the old one."
-)
-_RECIPIENT_ACTIONS = (
-    ("list", "show the listed keys", "otaseal recipients list"),
-    (
-        "add",
-        "list one more key in otaseal.yml",
-        (
-            "otaseal keygen --kind encryption --out keys/app-decryption-2.pem\n"
-            "otaseal recipients add keys/app-decryption-2.pub.pem"
-        ),
-    ),
-    ("remove", "drop a key from otaseal.yml", "otaseal recipients remove 3f9a2c71e0b4"),
-)
-
-
-def _recipients_command(sub: argparse._SubParsersAction[_Parser], parent: _Parser) -> None:
-    text = "List, add or remove the app's decryption public keys (key rotation)."
-    p = sub.add_parser(
-        "recipients",
-        help=text,
-        description=f"{text} {OVERLAP_HELP}",
-        epilog="example:\n  otaseal recipients add keys/app-decryption-2.pub.pem\n"
-        "  otaseal recipients list",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    actions = p.add_subparsers(dest="action", required=True, parser_class=_Parser, metavar="ACTION")
-    for name, helptext, example in _RECIPIENT_ACTIONS:
-        q = actions.add_parser(
-            name,
-            parents=[parent],
-            help=helptext,
-            description=f"{helptext.capitalize()}. {OVERLAP_HELP}",
-            epilog="example:\n" + "\n".join(f"  {line}" for line in example.splitlines()),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        q.set_defaults(func=cmd_recipients)
-        if name == "add":
-            q.add_argument("key", metavar="KEYREF|PUBLIC_PEM_PATH", help="the new public key")
-        elif name == "remove":
-            q.add_argument("keyid", metavar="KEYID", help="key id, or its first 8+ hex digits")
-
-
-def _device_commands(command: Callable[..., argparse.ArgumentParser], parent: _Parser) -> None:
-    p = command(
-        "fetch",
-        cmd_fetch,
-        "Act as a device: verify and install a channel's release.",
-        "otaseal fetch --store store --app com.example.app --channel beta --root root.json \\\n"
-        "    --decryption-key keys/app-decryption.pem --state device --install-id d1 --out www",
-        parent,
-    )
-    p.add_argument(
-        "--base-url", metavar="URL", help="read the store over plain HTTP(S) instead of --store"
-    )
-    p.add_argument("--app", required=True, help="app id, e.g. com.example.app")
-    p.add_argument("--channel", required=True, help="channel the device follows")
-    p.add_argument("--root", help="trusted root.json (needed on the first fetch)")
-    p.add_argument("--decryption-key", required=True, help="file path or key reference")
-    p.add_argument("--state", required=True, help="device state directory")
-    p.add_argument(
-        "--install-id", required=True, help="the device's install id (picks its rollout bucket)"
-    )
-    p.add_argument("--out", required=True, help="where the verified web build goes")
-    p.add_argument("--native", type=int, help="the device's native build number")
-    p.add_argument(
-        "--now", help="reference time, e.g. 2026-11-23T12:00:00Z (SPEC §1 form), for tests"
-    )
-
-    p = command(
-        "stats",
-        cmd_stats,
-        "Print device stats per app, channel and release.",
-        "otaseal stats --since 7d --app com.example.app",
-        _options(_json_option),
-    )
-    p.add_argument("--stats", help="the database serve writes (default: serve's default)")
-    p.add_argument("--app", help="one app (default: all)")
-    p.add_argument("--since", default="24h", help="duration back (90m, 24h, 7d) or ISO time")
-    p.add_argument("--until", help="ISO 8601 time, UTC unless it has an offset (default: now)")
-
-
-def _serve_command(command: Callable[..., argparse.ArgumentParser], parent: _Parser) -> None:
-    p = command(
-        "serve",
-        cmd_serve,
-        "Serve @capgo/capacitor-updater devices (updates, stats).",
-        "otaseal serve --store s3://my-bucket/updates --public-url https://cdn.example.com \\\n"
-        "    --host 0.0.0.0 --port 8765",
-        parent,
-    )
-    p.add_argument(
-        "--root",
-        action="append",
-        metavar="[APP=]PATH",
-        help="trusted root.json of an app (repeatable; default: the project's)",
-    )
-    p.add_argument(
-        "--public-url",
-        help="where devices download bundles, e.g. a CDN in front of the store "
-        "(default: presigned S3 URLs, or serve itself for a folder store)",
-    )
-    p.add_argument("--stats", help="sqlite:///PATH (default) or postgresql://…")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
-    p.add_argument("--port", type=int, default=8765, help="port to listen on (default: 8765)")
-    p.add_argument(
-        "--workers", type=int, default=1, help="server processes (default: 1; 2 on two cores)"
-    )
-    p.add_argument(
-        "--stats-retention-days",
-        type=int,
-        default=90,
-        help="days device events are kept (default: 90)",
-    )
-    p.add_argument(
-        "--default-channel",
-        help="channel for devices that name none (default: production, or the only channel)",
-    )
-    p.add_argument(
-        "--self-assignable",
-        action="append",
-        metavar="CHANNEL",
-        help="a channel devices may pick themselves, for every app that has it (repeatable; "
-        "added to otaseal.yml's self_assignable)",
-    )
-    p.add_argument(
-        "--cache-ttl",
-        type=float,
-        default=5.0,
-        help="seconds a verified manifest is reused (default: 5; expiry is checked every time)",
-    )
+    return grammar()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
