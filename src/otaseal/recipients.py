@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from otaseal.crypto import RecipientKey
     from otaseal.model import Release
     from otaseal.operations import Project
-    from otaseal.store import Fetcher
+    from otaseal.store import Storage
 
 #: Most recipients a ``.cub`` header holds (SPEC §13).
 MAX_RECIPIENTS = 16
@@ -120,27 +120,20 @@ def remove(project: Project, keyid: str) -> RecipientsChange:
     return RecipientsChange(tuple(e for e in current if e is not hits[0]), hits[0])
 
 
-def sealed_to(fetcher: Fetcher, app: str, release: Release) -> tuple[str, ...]:
+def sealed_to(store: Storage, app: str, release: Release) -> tuple[str, ...]:
     """Key ids a release's ``.cub`` header wraps its content key to; reads the header only."""
     import io  # noqa: PLC0415
 
-    from otaseal.errors import LengthError  # noqa: PLC0415
     from otaseal.formats.sealed import read_header  # noqa: PLC0415
 
-    head = bytearray()
-    cap = min(MAX_HEADER_BYTES, release.length)
-    try:
-        for chunk in fetcher.stream(bundle_key(app, release.sha256), max_bytes=cap):
-            head += chunk
-    except LengthError:
-        pass  # the bundle goes on past its header, as it should
-    return read_header(io.BytesIO(bytes(head[:cap]))).recipient_keyids
+    head = store.head(bundle_key(app, release.sha256), length=MAX_HEADER_BYTES)
+    return read_header(io.BytesIO(head)).recipient_keyids
 
 
-def sealed_to_or_error(fetcher: Fetcher, app: str, release: Release) -> tuple[str, ...] | str:
+def sealed_to_or_error(store: Storage, app: str, release: Release) -> tuple[str, ...] | str:
     """:func:`sealed_to`, or the one-paragraph reason it could not be read."""
     try:
-        return sealed_to(fetcher, app, release)
+        return sealed_to(store, app, release)
     except Error as exc:
         return exc.diagnostics()
 

@@ -215,6 +215,9 @@ class KillSwitch:
     def read(self, key: str) -> tuple[bytes, str]:
         return self.inner.read(key)
 
+    def head(self, key: str, *, length: int) -> bytes:
+        return self.inner.head(key, length=length)
+
     def exists(self, key: str) -> bool:
         return self.inner.exists(key)
 

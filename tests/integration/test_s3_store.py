@@ -682,3 +682,18 @@ def test_seaweedfs_wrong_secret_is_refused_without_echoing_it(
     assert "AWS_ACCESS_KEY_ID" in text
     assert "wrong-secret-value" not in text
     assert seaweedfs.extra["access_key"] not in text
+
+
+def test_head_reads_only_the_first_bytes_by_one_ranged_get(store: S3Store) -> None:
+    """``status`` and ``audit`` read a bundle's .cub header without its segments."""
+    key = bundle_key("com.example.app", "ab" * 32)
+    store.create(key, b"H" * 10 + b"S" * 4096)
+    requests = recorder(store._s3, "before-send.s3.GetObject")
+    assert store.head(key, length=10) == b"H" * 10
+    assert [r.headers["Range"] for r in requests] == [b"bytes=0-9"]
+    assert store.head(key, length=1 << 20) == b"H" * 10 + b"S" * 4096
+    empty = bundle_key("com.example.app", "cd" * 32)
+    store.create(empty, b"")
+    assert store.head(empty, length=10) == b""
+    with pytest.raises(NotFoundError):
+        store.head(bundle_key("com.example.app", "ef" * 32), length=10)

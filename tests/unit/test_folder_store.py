@@ -56,3 +56,14 @@ def test_unwritable_store_is_explained(tmp_path: Path) -> None:
     blocker.write_text("")
     with pytest.raises(StoreError, match="not writable"):
         FolderStore(blocker / "store").create("k", b"1")
+
+
+def test_head_reads_the_first_bytes_only(tmp_path: Path) -> None:
+    store = FolderStore(tmp_path)
+    store.create("app/bundles/x.cub", b"header" + b"segments" * 100)
+    assert store.head("app/bundles/x.cub", length=6) == b"header"
+    with pytest.raises(NotFoundError):
+        store.head("app/bundles/missing.cub", length=6)
+    (tmp_path / "app" / "bundles" / "dir.cub").mkdir()
+    with pytest.raises(StoreError):
+        store.head("app/bundles/dir.cub", length=6)

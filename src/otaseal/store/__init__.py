@@ -86,6 +86,13 @@ class Storage(Fetcher, Protocol):
         """Whether ``key`` exists."""
         ...
 
+    def head(self, key: str, *, length: int) -> bytes:
+        """The first ``length`` bytes of the object (all of it when shorter); ``NotFoundError``.
+
+        For a bundle's ``.cub`` header: ``status`` and ``audit`` read it without the segments.
+        """
+        ...
+
     def create(self, key: str, data: bytes) -> bool:
         """Create-only write; False (and nothing written) when the key already exists."""
         ...

@@ -62,6 +62,16 @@ class FolderStore:
         """Whether ``key`` exists."""
         return self._path(key).is_file()
 
+    def head(self, key: str, *, length: int) -> bytes:
+        """The first ``length`` bytes."""
+        try:
+            with self._path(key).open("rb") as handle:
+                return handle.read(length)
+        except FileNotFoundError:
+            raise NotFoundError(f"{key} is not in the store {self.root}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read {key} from {self.root} ({exc.strerror})") from None
+
     def fetch(self, key: str, *, max_bytes: int) -> bytes:
         """Whole object, refusing more than ``max_bytes``."""
         return b"".join(self.stream(key, max_bytes=max_bytes))
