@@ -426,6 +426,15 @@ def cmd_recipients(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace, out: Output) -> int:
+    """Walk the whole store: 3 for metadata a device would refuse, 4 for bundle problems."""
+    from otaseal.audit_run import run_audit  # noqa: PLC0415
+
+    report = run_audit(_project(args))
+    out.result(report.to_json(), report.lines())
+    return report.exit_code
+
+
 def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
     """Act as a device: verify and install the channel's release."""
     from otaseal.client import check_for_update  # noqa: PLC0415

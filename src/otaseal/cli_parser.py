@@ -241,6 +241,13 @@ def _release_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
         "otaseal status --store s3://my-bucket/updates",
     )
 
+    command(
+        "audit",
+        cli.cmd_audit,
+        "Check the whole store: every root, manifest version and bundle (exit 3/4 on problems).",
+        "otaseal audit --json > audit.json",
+    )
+
 
 OVERLAP_HELP = (
     "Keep the old and the new key listed until every installed app version in the field ships "
