@@ -306,7 +306,7 @@ def add_root_commands(
     project: argparse.ArgumentParser,
     plain: argparse.ArgumentParser,
 ) -> None:
-    """Register ``otaseal root …`` through the top-level ``command`` helper of ``otaseal.cli_parser``."""
+    """Register ``otaseal root …`` through the ``command`` helper of ``otaseal.cli_parser``."""
     group = command(
         "root",
         cmd_show,

@@ -196,6 +196,25 @@ def _write_root_file(path: Path, data: bytes) -> None:
         raise InputError(f"cannot write {path} ({exc.strerror})") from None
 
 
+def _refuse_gap(project: Project, newest: int) -> None:
+    """A root above the chain (v3 stored without v2) is not ours to build on: stop and say so."""
+    prefix = f"{project.app}/root/"
+    stray = sorted(
+        int(name)
+        for key in project.store.list(prefix)
+        if (name := key.removeprefix(prefix).removesuffix(".root.json")).isdigit()
+        and int(name) > newest
+    )
+    if stray:
+        raise StoreError(
+            f"the store holds root v{stray[0]} but no v{newest + 1}: a gap in the root chain "
+            "that otaseal did not write (devices never skip a version, so they ignore it)",
+            expected=f"no root above v{newest} before v{newest + 1} is published",
+            fix=f"find out who wrote {prefix}{stray[0]}.root.json and remove it from the store, "
+            "then publish again; nothing was written",
+        )
+
+
 def publish(
     project: Project,
     proposal: proposals.Proposal,
@@ -213,6 +232,7 @@ def publish(
             fix="make a new proposal with `otaseal root propose` and sign it again",
         )
     data = proposals.verify_ready(proposal)
+    _refuse_gap(project, current[0].version)
     plans = plan_channels(project, current, proposal.next, channel_signers or {})
     key = root_key(project.app, proposal.next.version)
     if not project.store.create(key, data):
