@@ -8,6 +8,7 @@ the project's root.json file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from dataclasses import dataclass, replace
@@ -15,11 +16,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from otaseal import dsse, trust
-from otaseal.errors import ConflictError, InputError, MetadataError, NotFoundError, StoreError
+from otaseal.errors import (
+    ConflictError,
+    InputError,
+    KeyMaterialError,
+    MetadataError,
+    NotFoundError,
+    StoreError,
+)
 from otaseal.model import ChannelManifest, Root, channel_role
 from otaseal.operations import read_head
 from otaseal.rootkeys import proposal as proposals
-from otaseal.rootkeys.changes import Change, RotateChannel, next_root, parse_expiry
+from otaseal.rootkeys.changes import AddKey, Change, RotateChannel, next_root, parse_expiry
 from otaseal.rootkeys.expiry import ExpiryNote, expiry_notes
 from otaseal.store import manifest_key, pointer_key, root_key
 
@@ -52,14 +60,23 @@ def resolve_public(project: Project | None, ref: str, role: str) -> PublicKey:
         return resolve(ref, role=role, mask=mask, env=env).public
     data = resolve_bytes(ref, what=f"the new key for {role}", mask=mask, env=env)
     source = describe_ref(ref)
-    if b"PRIVATE KEY" in data:
-        return crypto.load_signing_key(data, source=source).public
     try:
-        return crypto.load_public_key(data, source=source)
-    except InputError:
-        if data.lstrip().startswith(b"-----BEGIN"):
-            raise
-        return crypto.load_signing_key(data, source=source).public
+        if b"PRIVATE KEY" in data:
+            return crypto.load_signing_key(data, source=source).public
+        try:
+            return crypto.load_public_key(data, source=source)
+        except InputError:
+            if data.lstrip().startswith(b"-----BEGIN"):
+                raise
+            return crypto.load_signing_key(data, source=source).public
+    except KeyMaterialError as exc:
+        raise KeyMaterialError(
+            exc.what,
+            expected=exc.expected,
+            fix=exc.fix
+            or f"make a key for {role} with `otaseal keygen --kind signing --out keys/NEW.pem` "
+            "(ECDSA P-256, or Ed25519 with --algorithm ed25519); nothing was written",
+        ) from None
 
 
 # --- the newest root -----------------------------------------------------------------------------
@@ -249,11 +266,30 @@ def publish(
     return RootResult(proposal.next, key, tuple(p.channel for p in plans))
 
 
+def _refuse_recipient(project: Project, public: PublicKey) -> None:
+    """The app's decryption key ships inside every app: it must never sign anything."""
+    from otaseal.secrets import describe_ref  # noqa: PLC0415
+
+    keys = []
+    with contextlib.suppress(InputError):  # unreadable recipients are publish's business
+        keys = project.recipients()
+    for ref, key in zip(project.config.recipients, keys, strict=False):
+        if key.keyid == public.keyid:
+            raise KeyMaterialError(
+                f"the key {public.keyid[:12]} is the app's decryption key "
+                f"({describe_ref(ref)}), which ships inside every app",
+                expected="a signing key made for this role",
+                fix="make one with `otaseal keygen --kind signing --out keys/NEW.pem`",
+            )
+
+
 def make_proposal(
     project: Project, change: Change, *, expires_in: str | None
 ) -> proposals.Proposal:
     """The unsigned proposal for ``change`` on top of the store's newest root."""
     current, data = newest_root(project)
+    if isinstance(change, (AddKey, RotateChannel)):
+        _refuse_recipient(project, change.public)
     now = project.clock()
     expires = parse_expiry(expires_in or DEFAULT_EXPIRES_IN, now)
     return proposals.propose(current, data, next_root(current, change, now=now, expires=expires))
