@@ -23,6 +23,7 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -1100,3 +1101,33 @@ def test_publish_with_a_bad_capgo_key_fails_and_writes_nothing(
     assert any(message in text for text in run.annotations("error"))
     assert ws.snapshot() == before
     assert not bot_comments(gh)
+
+
+# --- expiry warnings of status (issue 11) ---------------------------------------------------------
+def _age_root(ws: Workspace, days_left: int) -> None:
+    """Root v2 signed as if a year ago, so it now has ``days_left`` days to live."""
+    from otaseal.rootkeys import changes, ops
+
+    config = load_config(ws.root / "otaseal.yml")
+    then = now_utc() - timedelta(days=365 - days_left)
+    project = Project(config, open_store(config.store), clock=lambda: then)
+    ops.apply(project, changes.Renew(), key_refs=[ws.keys["root"]])
+
+
+def test_action_status_warns_45_days_before_the_root_expires(ws: Workspace, action: Any) -> None:
+    action("push", **publish_inputs(ws))
+    _age_root(ws, 45)
+    run = action("workflow_dispatch", command="status", channel="beta")
+    assert run.returncode == 0
+    [warning] = [w for w in run.annotations("warning") if "root v2" in w]
+    assert "expires at" in warning
+    assert "in 44 day(s)" in warning or "in 45 day(s)" in warning
+    assert "#### Expiry" in run.summary
+
+
+def test_action_status_fails_13_days_before_the_root_expires(ws: Workspace, action: Any) -> None:
+    action("push", **publish_inputs(ws))
+    _age_root(ws, 13)
+    run = action("workflow_dispatch", command="status", channel="beta")
+    assert run.returncode == 3
+    assert any("root v2" in e and "otaseal root renew" in e for e in run.annotations("error"))
