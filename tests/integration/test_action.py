@@ -1131,3 +1131,39 @@ def test_action_status_fails_13_days_before_the_root_expires(ws: Workspace, acti
     run = action("workflow_dispatch", command="status", channel="beta")
     assert run.returncode == 3
     assert any("root v2" in e and "otaseal root renew" in e for e in run.annotations("error"))
+
+
+# --- command: audit ------------------------------------------------------------------------------
+def test_audit_reads_the_store_only_and_passes_on_an_honest_store(
+    ws: Workspace, gh: GitHubStandIn, action: Any
+) -> None:
+    assert action(**publish_inputs(ws)).returncode == 0
+    before, writes = ws.snapshot(), mutations(gh)
+    run = action(command="audit")
+    assert run.returncode == 0, run.stdout
+    assert "### otaseal audit: OK, nothing a device would refuse" in run.summary
+    assert run.annotations("error") == []
+    assert ws.snapshot() == before
+    assert mutations(gh) == writes, "audit posts no comment and no deployment"
+
+
+def test_audit_fails_the_step_on_a_tampered_bundle_with_one_annotation_per_finding(
+    ws: Workspace, action: Any
+) -> None:
+    assert action(**publish_inputs(ws)).returncode == 0
+    (bundle,) = (ws.store / APP / "bundles").glob("*.cub")
+    data = bytearray(bundle.read_bytes())
+    data[-1] ^= 1
+    bundle.write_bytes(bytes(data))
+    orphan = ws.store / APP / "bundles" / ("ab" * 32 + ".cub")
+    orphan.write_bytes(b"left over")
+    run = action(command="audit", in_subprocess=True)
+    assert run.returncode == 4, run.stdout + run.stderr
+    errors, warnings = run.annotations("error"), run.annotations("warning")
+    assert len(errors) == 1
+    assert "altered" in errors[0]
+    assert [w for w in warnings if orphan.name in w]
+    assert "### otaseal audit: 1 error(s) (exit 4)" in run.summary
+    assert "`bundle-hash`" in run.summary
+    assert "stopped before moving any channel pointer" not in run.summary
+    assert "Traceback" not in run.stdout + run.stderr

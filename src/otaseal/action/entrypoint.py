@@ -653,7 +653,7 @@ def fail(runner: Runner, command: str | None, exc: Error) -> int:
     """``::error::``, the same text in the summary, and the error's exit code."""
     text = for_action(exc.diagnostics(), command)
     runner.error(text, title=_failed(command))
-    after = "" if command == "status" else f"\n{_STOPPED}\n"
+    after = "" if command in {"status", "audit"} else f"\n{_STOPPED}\n"
     runner.append_summary(f"### {_failed(command)}\n\n{_fenced(text)}{after}")
     return exc.exit_code
 
@@ -699,6 +699,10 @@ def run(runner: Runner, inputs: Inputs, env: Mapping[str, str]) -> int:
     """Prepare, run the command, then report; errors up to the command propagate (fail closed)."""
     context = read_context(runner)
     project = open_project(inputs, env, runner)
+    if inputs.command == "audit":  # reads the store only: no keys, no GitHub
+        from otaseal.action.audit_step import run_audit_step  # noqa: PLC0415
+
+        return run_audit_step(runner, project)
     report_key = resolve_report_key(inputs, env, runner)
     github = GitHubSteps.connect(runner, inputs, context)
     try:

@@ -21,7 +21,7 @@ from otaseal.secrets import describe_ref
 if TYPE_CHECKING:
     from otaseal.action.runner import Runner
 
-Command = Literal["publish", "promote", "rollout", "revert", "resign", "status"]
+Command = Literal["publish", "promote", "rollout", "revert", "resign", "status", "audit"]
 COMMANDS: Final[tuple[Command, ...]] = (
     "publish",
     "promote",
@@ -29,6 +29,7 @@ COMMANDS: Final[tuple[Command, ...]] = (
     "revert",
     "resign",
     "status",
+    "audit",
 )
 RolloutMode = Literal["percent", "pause", "resume"]
 
@@ -45,6 +46,7 @@ _USES: Final[dict[Command, frozenset[str]]] = {
     "revert": frozenset({"channel", "release", "signing-key"}),
     "resign": frozenset({"channel", "signing-key"}),
     "status": frozenset({"channel"}),
+    "audit": frozenset(),
 }
 _OPTIONAL: Final = frozenset(
     {
@@ -91,7 +93,7 @@ class Inputs:
     @property
     def written_channel(self) -> str | None:
         """The channel the command writes (its signing key is the ``signing-key`` input)."""
-        if self.command == "status":
+        if self.command in {"status", "audit"}:
             return None
         return self.target if self.command == "promote" else self.channel
 
