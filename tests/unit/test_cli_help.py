@@ -24,7 +24,8 @@ SHARED = {
     "recipients": set(),
     "root": set(),
     **dict.fromkeys(
-        ("publish", "promote", "rollout", "revert", "resign", "history", "status"), PROJECT
+        ("publish", "promote", "rollout", "revert", "resign", "history", "status", "audit"),
+        PROJECT,
     ),
 }
 SHARED_NAMES = PROJECT
