@@ -186,3 +186,34 @@ def test_rotating_a_channel_to_a_public_key_cannot_re_sign_it(project: Path, cap
         f"file:{project / 'beta-2.pub.pem'}",
         expect="--channel-key beta=KEYREF",
     )
+
+
+def test_proposal_files_and_options_that_are_wrong(
+    project: Path,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    existing = tmp_path / "taken.json"
+    existing.write_text("{}")
+    _refused(project, capsys, "propose", "renew", "--out", str(existing), expect="already exists")
+    _refused(project, capsys, "publish", str(tmp_path / "none.json"), expect="cannot read")
+    _refused(project, capsys, "publish", str(existing), expect="is not a root proposal")
+    _refused(project, capsys, "renew", "--channel-key", "beta", expect="is not CHANNEL=KEYREF")
+    monkeypatch.chdir(tmp_path)  # no otaseal.yml here, and no --app: which app is meant?
+    capsys.readouterr()
+    key = f"file:{project / 'keys' / 'root.pem'}"
+    assert cli.main(["root", "sign", str(existing), "--key", key, "--json"]) == 2
+    assert "Pass --app" in json.loads(capsys.readouterr().out)["error"]["message"]
+    assert existing.read_text() == "{}"
+
+
+def test_root_show_names_roles_and_key_ids(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert cli.main(["root", "show", "--config", str(project / "otaseal.yml")]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"{APP} root v1, expires ")
+    assert "  channel:beta           1 of 1\n" in text
+    assert "(ecdsa-p256-sha256)" in text
