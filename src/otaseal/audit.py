@@ -170,7 +170,7 @@ def check_roots(
     chain: list[Root] = []
     if not versions:
         out.append(_meta("root-missing", root_key(app, 1), "the store has no root at all"))
-        return out, chain
+        return out + _check_shipped(app, chain, objects, shipped), chain
     for version in range(1, versions[-1] + 1):
         key = root_key(app, version)
         if version not in versions:
