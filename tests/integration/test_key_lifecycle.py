@@ -17,7 +17,7 @@ import pytest
 from tests.lifecycle import APP, Lifecycle
 
 from otaseal import cli
-from otaseal.errors import InputError
+from otaseal.errors import InputError, StoreError
 from otaseal.project import keygen
 from otaseal.rootkeys import changes, ops
 from otaseal.rootkeys import proposal as proposals
@@ -137,3 +137,46 @@ def test_devices_follow_renewals_a_channel_rotation_and_a_2_of_3_root(
     assert _root_version(life) == 8
     life.publish("1.5.0")
     _every_device_installs(life, capsys, "renew-2-of-3")
+
+
+class _CrashBeforeManifests:
+    """A store that dies when the rotation's re-signed manifest is written (after the root)."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def create(self, key: str, data: bytes) -> bool:
+        if "/channels/" in key:
+            raise StoreError("simulated crash")
+        return bool(self.inner.create(key, data))  # type: ignore[attr-defined]
+
+
+def test_a_rotation_interrupted_after_the_root_is_finished_by_resign_channels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    life = Lifecycle.create(tmp_path)
+    life.publish("1.0.0")
+    new_beta = keygen("signing", life.dir / "keys" / "beta-2.pem")
+    project = life.project()
+    project.store = _CrashBeforeManifests(project.store)  # type: ignore[assignment]
+    public, signer = ops.rotation_key(project, f"file:{new_beta.private_key}", "beta")
+    with pytest.raises(StoreError, match="simulated crash"):
+        ops.apply(project, changes.RotateChannel("beta", public), channel_signers={"beta": signer})
+    assert (life.store / root_key(APP, 2)).exists()
+    assert _root_version(life) == 1  # root.json is written last
+    code, doc = life.fetch(capsys, "fresh-during-crash")
+    assert (code, doc["error"]["type"]) == (3, "UnsignedMetadataError")
+
+    config = ["--config", str(life.dir / "otaseal.yml")]
+    capsys.readouterr()
+    key = f"beta=file:{new_beta.private_key}"
+    assert cli.main(["root", "resign-channels", "--channel-key", key, *config]) == 0
+    assert "beta: re-signed manifest v1 as v2" in capsys.readouterr().out
+    assert _root_version(life) == 2
+    _every_device_installs(life, capsys, "finished")
+    capsys.readouterr()
+    assert cli.main(["root", "resign-channels", *config]) == 0  # nothing left to do
+    assert "signed by the keys of the newest root" in capsys.readouterr().out

@@ -239,6 +239,17 @@ def cmd_publish(args: argparse.Namespace, out: Output) -> int:
     return _result(out, result, "published")
 
 
+def cmd_resign_channels(args: argparse.Namespace, out: Output) -> int:
+    """Re-sign what the newest root no longer accepts; catch root.json up with the store."""
+    from otaseal.rootkeys import ops  # noqa: PLC0415
+
+    project = _project(args)
+    result = ops.resign_channels(
+        project, channel_signers=_channel_keys(args, project), notice=out.notice
+    )
+    return _result(out, result, "is the newest root")
+
+
 def cmd_show(args: argparse.Namespace, out: Output) -> int:
     """The newest root: version, expiry, roles and key ids."""
     from otaseal.rootkeys import ops  # noqa: PLC0415
@@ -396,4 +407,13 @@ def add_root_commands(
         project,
     )
     p.add_argument("proposal", metavar="FILE", help="the signed proposal file")
+    _channel_key_option(p)
+
+    p = child(
+        "resign-channels",
+        cmd_resign_channels,
+        "Finish an interrupted root change: re-sign channels the newest root no longer accepts.",
+        "otaseal root resign-channels --channel-key beta=file:keys/beta-2.pem",
+        project,
+    )
     _channel_key_option(p)

@@ -25,7 +25,7 @@ from otaseal.errors import (
     StoreError,
 )
 from otaseal.model import ChannelManifest, Root, channel_role
-from otaseal.operations import read_head
+from otaseal.operations import earlier_roots, read_head
 from otaseal.rootkeys import proposal as proposals
 from otaseal.rootkeys.changes import AddKey, Change, RotateChannel, next_root, parse_expiry
 from otaseal.rootkeys.expiry import ExpiryNote, expiry_notes
@@ -105,16 +105,17 @@ class ChannelResign:
 
 def plan_channels(
     project: Project,
-    old: tuple[Root, bytes],
+    olds: Sequence[Root],
     new: Root,
     channel_signers: Mapping[str, dsse.Signer],
 ) -> list[ChannelResign]:
-    """Channels to re-sign under ``new``; refuses (before any write) when no key can."""
-    reading = replace(project, _root=old)
+    """Channels to re-sign under ``new``; refuses (before any write) when no key can.
+
+    ``olds`` are the roots a pointer may still be signed under, newest first; the channel's
+    content is read under the first one that accepts its pointer.
+    """
     plans = []
-    for channel in old[0].channels():
-        if channel_role(channel) not in new.roles:
-            continue
+    for channel in new.channels():
         try:
             data, _ = project.store.read(pointer_key(project.app, channel))
         except NotFoundError:
@@ -124,7 +125,10 @@ def plan_channels(
             continue
         except MetadataError:
             pass
-        head = read_head(reading, channel)
+        signed_under = next((r for r in olds if _accepts(r, data, channel)), None)
+        if signed_under is None:
+            continue  # no root of ours signed it: not ours to re-sign (`otaseal audit` says more)
+        head = read_head(replace(project, _root=(signed_under, b"")), channel)
         assert head.manifest is not None  # noqa: S101 - the pointer exists
         plans.append(
             ChannelResign(
@@ -135,6 +139,14 @@ def plan_channels(
             )
         )
     return plans
+
+
+def _accepts(root: Root, data: bytes, channel: str) -> bool:
+    try:
+        trust.verify_channel_signature(root, data, channel=channel)
+    except MetadataError:
+        return False
+    return True
 
 
 def _channel_signer(
@@ -174,14 +186,15 @@ def _resign(project: Project, plan: ChannelResign, notice: Callable[[str], None]
     if not project.store.create(manifest_key(app, plan.channel, manifest.version), envelope):
         raise StoreError(
             f"{plan.channel} manifest v{manifest.version} appeared while the key was rotated",
-            fix=f"someone else changed {plan.channel}; check it with `otaseal status`",
+            fix=f"someone else changed {plan.channel}; run `otaseal root resign-channels` to "
+            "finish",
         )
     try:
         project.store.replace(pointer_key(app, plan.channel), envelope, etag=plan.pointer_etag)
     except ConflictError:
         raise StoreError(
             f"the {plan.channel} pointer moved while the key was rotated",
-            fix=f"check {plan.channel} with `otaseal status`",
+            fix="run `otaseal root resign-channels` to finish",
         ) from None
     notice(
         f"{plan.channel}: re-signed manifest v{old.version} as v{manifest.version} with the new "
@@ -250,7 +263,7 @@ def publish(
         )
     data = proposals.verify_ready(proposal)
     _refuse_gap(project, current[0].version)
-    plans = plan_channels(project, current, proposal.next, channel_signers or {})
+    plans = plan_channels(project, [current[0]], proposal.next, channel_signers or {})
     key = root_key(project.app, proposal.next.version)
     if not project.store.create(key, data):
         raise StoreError(
@@ -345,6 +358,32 @@ def rotation_key(project: Project, ref: str, channel: str) -> tuple[PublicKey, d
 def channel_signers(project: Project, refs: Mapping[str, str]) -> dict[str, dsse.Signer]:
     """``--channel-key CH=KEYREF`` options resolved to signers."""
     return {channel: resolve_signer(project, ref, channel) for channel, ref in refs.items()}
+
+
+def resign_channels(
+    project: Project,
+    *,
+    channel_signers: Mapping[str, dsse.Signer] | None = None,
+    notice: Callable[[str], None] = lambda _: None,
+) -> RootResult:
+    """Finish an interrupted root change (re-sign what the newest root no longer accepts).
+
+    Also brings the project's root.json up to the store's newest root.
+    """
+    newest, data = newest_root(project)
+    olds = [r for r in earlier_roots(project) if r.version < newest.version]
+    plans = plan_channels(project, olds, newest, channel_signers or {})
+    for plan in plans:
+        _resign(project, plan, notice)
+    if project.root()[1] != data:
+        _write_root_file(project.config.root, data)
+        notice(f"updated {project.config.root} to root v{newest.version}")
+        project._root = (newest, data)  # noqa: SLF001 - the project now trusts the newest root
+    if not plans:
+        notice("every channel's manifest is signed by the keys of the newest root")
+    return RootResult(
+        newest, root_key(project.app, newest.version), tuple(p.channel for p in plans)
+    )
 
 
 # --- status --------------------------------------------------------------------------------------
