@@ -102,3 +102,29 @@ def test_audit_of_a_store_it_cannot_reach_exits_5(project_dir: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 5
     assert error_json(result)["type"] == "StoreError"
+
+
+def test_audit_stays_clean_through_root_renewal_and_a_channel_key_rotation(
+    tmp_path: Path, project_dir: Path
+) -> None:
+    """What `otaseal root` writes is what audit accepts: a renewal and a rotated beta key."""
+    from otaseal.project import keygen
+
+    _publish_and_promote(tmp_path, project_dir, [])
+    ok_json(otaseal("root", "renew", "--json", cwd=project_dir))
+    keygen("signing", project_dir / "keys" / "beta-2.pem")
+    ok_json(
+        otaseal("root", "rotate-channel", "beta", "file:keys/beta-2.pem", "--json", cwd=project_dir)
+    )
+    config = project_dir / "otaseal.yml"
+    config.write_text(config.read_text().replace("file:keys/beta.pem", "file:keys/beta-2.pem"))
+    ok_json(
+        otaseal(
+            "publish", str(make_build(tmp_path / "2.0.0", "2.0.0")), "--channel", "beta",
+            "--label", "2.0.0", "--json", cwd=project_dir,
+        )
+    )  # fmt: skip
+    doc = ok_json(otaseal("audit", "--json", cwd=project_dir))
+    assert doc["findings"] == []
+    assert doc["roots"]["versions"] == [1, 2, 3]
+    assert doc["channels"]["beta"] == {"versions": 4, "newest": 4, "pointer": 4}
