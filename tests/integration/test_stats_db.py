@@ -253,6 +253,56 @@ def test_counts_window_is_half_open_on_when_it_happened(db: StatsDb) -> None:
     assert before[(APP, "production", "1.1")].installs == 1
 
 
+def test_adoption_counts_each_device_once_per_hour_under_its_last_check(db: StatsDb) -> None:
+    hour = 3_600_000
+    h0 = T0_MS - T0_MS % hour
+    db.record(
+        [
+            # hour 0: device 1 runs 1.0 then updates to 1.1; device 2 stays on 1.0
+            event("check", "1.0", dev=1, at=None, received=h0 + 60_000),
+            event("check", "1.1", dev=1, at=None, received=h0 + 120_000),
+            event("check", "1.0", dev=2, at=None, received=h0 + 180_000),
+            event("check", "1.0", dev=2, at=None, received=h0 + 240_000),
+            # other channel, other app, another action: not counted
+            event("check", "1.0", dev=3, at=None, received=h0 + 60_000, channel="beta"),
+            event("check", "1.0", dev=4, at=None, received=h0 + 60_000, app=OTHER),
+            event("set", "1.1", dev=5, at=h0 + 60_000),
+            # hour 2 (hour 1 has no check): both on 1.1
+            event("check", "1.1", dev=1, at=None, received=h0 + 2 * hour + 1),
+            event("check", "1.1", dev=2, at=None, received=h0 + 3 * hour - 1),
+            # at the window's end: outside [since, until)
+            event("check", "1.1", dev=6, at=None, received=h0 + 3 * hour),
+        ]
+    )
+    since = datetime.fromtimestamp(h0 / 1000, tz=UTC)
+    rows = db.adoption(APP, "production", since=since, until=since + timedelta(hours=3))
+    assert [(r.hour, r.version, r.devices) for r in rows] == [
+        (since, "1.0", 1),
+        (since, "1.1", 1),
+        (since + timedelta(hours=2), "1.1", 2),
+    ]
+    assert db.adoption(APP, "nightly", since=since, until=since + timedelta(hours=3)) == []
+
+
+def test_newest_event_per_channel_and_release_before_until(db: StatsDb) -> None:
+    db.record(
+        [
+            event("set", "1.1", dev=1, at=T0_MS - 5_000),
+            event("set", "1.1", dev=2, at=T0_MS - 1_000),
+            event("update_fail", "1.1", dev=2, at=T0_MS + 1_000),  # after until
+            event("check", "1.0", dev=3, at=None, received=T0_MS - 60_000, channel="beta"),
+            event("set", "2.0", app=OTHER, at=T0_MS - 10),
+        ]
+    )
+    seconds = T0.timestamp()
+    newest = db.newest(APP, until=T0)
+    assert newest == {
+        ("production", "1.1"): datetime.fromtimestamp(seconds - 1, tz=UTC),
+        ("beta", "1.0"): datetime.fromtimestamp(seconds - 60, tz=UTC),
+    }
+    assert db.newest("com.example.none", until=T0) == {}
+
+
 def test_prune_deletes_old_events_and_keeps_device_facts(
     db: StatsDb, monkeypatch: pytest.MonkeyPatch
 ) -> None:

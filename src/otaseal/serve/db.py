@@ -60,6 +60,18 @@ class ReleaseCounts:
     devices: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class HourlyDevices:
+    """How many devices ran ``version`` in one clock hour (``status``'s adoption chart).
+
+    A device counts once per hour, under the version of its last update check in that hour.
+    """
+
+    hour: datetime  # the hour's start, UTC
+    version: str
+    devices: int
+
+
 class StatsDb(Protocol):
     """Domain methods, not a query API; each backend writes its own SQL."""
 
@@ -83,6 +95,16 @@ class StatsDb(Protocol):
         self, *, since: datetime, until: datetime, app: str | None = None
     ) -> list[ReleaseCounts]:
         """Counts per app, channel and release for events in ``[since, until)``."""
+        ...
+
+    def adoption(
+        self, app: str, channel: str, *, since: datetime, until: datetime
+    ) -> list[HourlyDevices]:
+        """Per clock hour in ``[since, until)``: devices checking on ``channel``, by version run."""
+        ...
+
+    def newest(self, app: str, *, until: datetime) -> dict[tuple[str, str], datetime]:
+        """When the newest event before ``until`` happened, per (channel, release)."""
         ...
 
     def prune(self, before: datetime) -> int:

@@ -137,3 +137,16 @@ def to_ms(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp() * 1000)
+
+
+HOUR_MS = 3_600_000
+
+
+def hour_of(hour_index: int) -> datetime:
+    """The start of the ``hour_index``-th hour since the epoch (the adoption query's bucket)."""
+    return datetime.fromtimestamp(hour_index * HOUR_MS / 1000, tz=UTC)
+
+
+def from_ms(ms: int) -> datetime:
+    """A stored millisecond time as an aware UTC datetime."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)

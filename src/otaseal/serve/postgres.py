@@ -18,7 +18,7 @@ import psycopg_pool
 
 from otaseal.serve import events as ev
 from otaseal.serve import migrations, rollup
-from otaseal.serve.db import DeviceFacts, ReleaseCounts, StatsError
+from otaseal.serve.db import DeviceFacts, HourlyDevices, ReleaseCounts, StatsError
 from otaseal.serve.stats_url import redact
 
 if TYPE_CHECKING:
@@ -60,6 +60,20 @@ _COUNT_DEVICES = (
     " WHERE at_ms >= %(since)s AND at_ms < %(until)s"
     " AND (%(app)s::text IS NULL OR app = %(app)s::text)"
     " GROUP BY app, channel, release"
+)
+
+# One row per device and hour (its last check there), then devices per hour and version.
+_ADOPTION = (
+    "SELECT hour, version_name, count(*) FROM (SELECT at_ms / 3600000 AS hour, version_name,"
+    " row_number() OVER (PARTITION BY at_ms / 3600000, device_id"
+    " ORDER BY at_ms DESC, event_id DESC) AS nth FROM events"
+    " WHERE app = %(app)s AND channel = %(channel)s AND action = 'check'"
+    " AND at_ms >= %(since)s AND at_ms < %(until)s) AS last_checks"
+    " WHERE nth = 1 GROUP BY hour, version_name ORDER BY hour, version_name"
+)
+_NEWEST = (
+    "SELECT channel, release, max(at_ms) FROM events WHERE app = %(app)s AND at_ms < %(until)s"
+    " GROUP BY channel, release"
 )
 
 
@@ -206,6 +220,26 @@ class PostgresStatsDb:
             actions = conn.execute(_COUNT_ACTIONS, params).fetchall()
             devices = conn.execute(_COUNT_DEVICES, params).fetchall()
         return rollup.fold(actions, devices)
+
+    def adoption(
+        self, app: str, channel: str, *, since: datetime, until: datetime
+    ) -> list[HourlyDevices]:
+        """Per clock hour in ``[since, until)``: devices checking on ``channel``, by version run."""
+        params = {
+            "app": app,
+            "channel": channel,
+            "since": ev.to_ms(since),
+            "until": ev.to_ms(until),
+        }
+        with self._conn("reading adoption from") as conn:
+            rows = conn.execute(_ADOPTION, params).fetchall()
+        return [HourlyDevices(ev.hour_of(int(h)), str(v), int(n)) for h, v, n in rows]
+
+    def newest(self, app: str, *, until: datetime) -> dict[tuple[str, str], datetime]:
+        """When the newest event before ``until`` happened, per (channel, release)."""
+        with self._conn("reading the newest events from") as conn:
+            rows = conn.execute(_NEWEST, {"app": app, "until": ev.to_ms(until)}).fetchall()
+        return {(str(c), str(r)): ev.from_ms(int(at)) for c, r, at in rows}
 
     def prune(self, before: datetime) -> int:
         """Delete events received before ``before``, in chunks so writes interleave."""

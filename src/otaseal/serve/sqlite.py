@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from otaseal.serve import events as ev
 from otaseal.serve import migrations, rollup
-from otaseal.serve.db import DeviceFacts, ReleaseCounts, StatsError
+from otaseal.serve.db import DeviceFacts, HourlyDevices, ReleaseCounts, StatsError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -51,6 +51,20 @@ _COUNT_DEVICES = (
     "SELECT app, channel, release, count(DISTINCT device_id) FROM events"
     " WHERE at_ms >= ?1 AND at_ms < ?2 AND (?3 IS NULL OR app = ?3)"
     " GROUP BY app, channel, release"
+)
+
+# One row per device and hour (its last check there), then devices per hour and version.
+_ADOPTION = (
+    "SELECT hour, version_name, count(*) FROM (SELECT at_ms / 3600000 AS hour, version_name,"
+    " row_number() OVER (PARTITION BY at_ms / 3600000, device_id"
+    " ORDER BY at_ms DESC, event_id DESC) AS nth FROM events"
+    " WHERE app = ?1 AND channel = ?2 AND action = 'check'"
+    " AND at_ms >= ?3 AND at_ms < ?4) AS last_checks"
+    " WHERE nth = 1 GROUP BY hour, version_name ORDER BY hour, version_name"
+)
+_NEWEST = (
+    "SELECT channel, release, max(at_ms) FROM events WHERE app = ?1 AND at_ms < ?2"
+    " GROUP BY channel, release"
 )
 
 
@@ -241,6 +255,23 @@ class SqliteStatsDb:
             finally:
                 conn.execute("COMMIT")
         return rollup.fold(actions, devices)
+
+    def adoption(
+        self, app: str, channel: str, *, since: datetime, until: datetime
+    ) -> list[HourlyDevices]:
+        """Per clock hour in ``[since, until)``: devices checking on ``channel``, by version run."""
+        params = (app, channel, ev.to_ms(since), ev.to_ms(until))
+        conn = self._reader()
+        with self._errors("reading adoption from"):
+            rows = conn.execute(_ADOPTION, params).fetchall()
+        return [HourlyDevices(ev.hour_of(int(h)), str(v), int(n)) for h, v, n in rows]
+
+    def newest(self, app: str, *, until: datetime) -> dict[tuple[str, str], datetime]:
+        """When the newest event before ``until`` happened, per (channel, release)."""
+        conn = self._reader()
+        with self._errors("reading the newest events from"):
+            rows = conn.execute(_NEWEST, (app, ev.to_ms(until))).fetchall()
+        return {(str(c), str(r)): ev.from_ms(int(at)) for c, r, at in rows}
 
     def prune(self, before: datetime) -> int:
         """Delete events received before ``before``, in chunks so writes interleave."""
