@@ -42,7 +42,7 @@ def wilson_upper(failures: int, trials: int, z: float = Z_95) -> float:
     if trials < 0 or failures < 0 or failures > trials:
         msg = f"need 0 <= failures <= trials, got {failures} of {trials}"
         raise ValueError(msg)
-    if trials == 0:
+    if failures == trials:  # includes 0 of 0; exact, where the formula rounds to 0.999…
         return 1.0
     p = failures / trials
     z2 = z * z
