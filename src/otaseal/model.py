@@ -341,6 +341,8 @@ class Release:
     commit: str | None = None
     pr: int | None = None
     capgo: CapgoArtifact | None = None
+    native_fingerprint: str | None = None
+    native_packages: tuple[tuple[str, str], ...] | None = None
 
     @property
     def short(self) -> str:
@@ -378,6 +380,9 @@ class Release:
         }
         if self.capgo is not None:
             doc["capgo"] = self.capgo.to_dict()
+        if self.native_fingerprint is not None:
+            doc["native_fingerprint"] = self.native_fingerprint
+            doc["native_packages"] = dict(self.native_packages or ())
         return doc
 
     @classmethod
@@ -409,7 +414,25 @@ class Release:
             capgo=None
             if r.doc.get("capgo") is None
             else CapgoArtifact.from_dict(r.doc["capgo"], f"{where}.capgo"),
+            **_native_layer(r.doc),
         )
+
+
+def _native_layer(doc: dict[str, Any]) -> dict[str, Any]:
+    """The informative ``native_fingerprint`` and ``native_packages``, or nothing.
+
+    Devices ignore both (SPEC §7.2), so a malformed pair reads as absent rather than failing
+    the manifest; only ``publish`` compares them.
+    """
+    fingerprint, packages = doc.get("native_fingerprint"), doc.get("native_packages")
+    if not isinstance(fingerprint, str) or not SHA256_RE.fullmatch(fingerprint):
+        return {}
+    if not isinstance(packages, dict) or not all(isinstance(v, str) for v in packages.values()):
+        return {}
+    return {
+        "native_fingerprint": fingerprint,
+        "native_packages": tuple(sorted(packages.items())),
+    }
 
 
 @dataclass(frozen=True, slots=True)

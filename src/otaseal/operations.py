@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from otaseal import dsse, trust
+from otaseal import dsse, gates, trust
 from otaseal.counters import claim_counter
 from otaseal.errors import (
     ConflictError,
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from otaseal.crypto import CapgoPrivateKey, DecryptionKey, RecipientKey
     from otaseal.formats.capgo import CapgoResult
     from otaseal.formats.sealed import SealResult
+    from otaseal.native import NativeLayer
     from otaseal.progress import Progress
     from otaseal.secrets import Masker
     from otaseal.store import Storage
@@ -357,6 +358,9 @@ class PublishResult:
     release: Release
     warnings: tuple[str, ...]
     store: str
+    replaced_rollout: Release | None = None
+    """The staged rollout this publish replaced (``--replace-rollout``), if any."""
+    native_fingerprint: str | None = None
 
     @property
     def noop(self) -> bool:
@@ -441,10 +445,15 @@ def publish(
     allow: Sequence[str] = (),
     notice: Notice = _quiet,
     progress: Progress = NO_PROGRESS,
+    project_dir: Path | None = None,
+    replace_rollout: bool = False,
+    accept_incompatible: bool = False,
 ) -> PublishResult:
     """Pack, seal and sign ``build_dir`` as the newest release of ``channel``.
 
-    ``progress`` hears of packing, writing the sealed bundle and uploading it.
+    ``progress`` hears of packing, writing the sealed bundle and uploading it. Fail-closed
+    (``gates``): a staged rollout is replaced only with ``replace_rollout``, and a changed native
+    layer (read from ``project_dir``) needs a higher ``native_min`` or ``accept_incompatible``.
     """
     project.config.check_channel(channel)
     basis_points = percent_to_bp(rollout)
@@ -459,6 +468,8 @@ def publish(
     recipients = project.recipients()
     report_to = project.report_recipient()
     capgo_signer = project.capgo_key()
+    layer = _read_native_layer(project.config, build_dir, project_dir, notice)
+    replaced: Release | None = None
     with tempfile.TemporaryDirectory(prefix="otaseal-publish-") as tmp:
         allowed = (*project.config.allow, *allow)
         made = _pack_formats(
@@ -479,10 +490,18 @@ def publish(
         claimed = 0
 
         def build(head: Head) -> ChannelManifest | None:
-            nonlocal uploaded, claimed
+            nonlocal uploaded, claimed, replaced
             current = head.manifest.current if head.manifest else None
             if current is not None and _same_build(current, packed.sha256, capgo):
                 return None
+            replaced = gates.verify_publish(
+                current,
+                layer,
+                channel,
+                native_min=native_min,
+                replace_rollout=replace_rollout,
+                accept_incompatible=accept_incompatible,
+            )
             if label is not None:
                 mine = head.manifest.releases if head.manifest else ()
                 verify_label_unused(label, packed.sha256, {channel: mine, **others})
@@ -510,6 +529,8 @@ def publish(
                 commit=commit,
                 pr=pr,
                 capgo=capgo.artifact() if capgo is not None else None,
+                native_fingerprint=layer.fingerprint if layer is not None else None,
+                native_packages=tuple(layer.packages.items()) if layer is not None else None,
             )
             return _next_manifest(
                 project,
@@ -529,7 +550,61 @@ def publish(
         )
     elif change.noop:
         notice(f"{channel} already serves this build as {current.short}; nothing published")
-    return PublishResult(change, current, packed.warnings, project.store.describe())
+    else:
+        _fail_closed_notices(change, replaced, layer, native_min, notice)
+    return PublishResult(
+        change,
+        current,
+        packed.warnings,
+        project.store.describe(),
+        replaced_rollout=None if change.noop else replaced,
+        native_fingerprint=layer.fingerprint if layer is not None else None,
+    )
+
+
+def _read_native_layer(
+    config: Config, build_dir: Path, explicit: Path | None, notice: Notice
+) -> NativeLayer | None:
+    """This build's native layer; a notice, never a refusal, when there is no package.json."""
+    from otaseal.native import DEFAULT_NATIVE_PACKAGES, project_dir_for, read_native_layer  # noqa: PLC0415
+
+    where = project_dir_for(build_dir, explicit, Path.cwd())
+    layer = read_native_layer(
+        where, getattr(config, "native_packages", None) or DEFAULT_NATIVE_PACKAGES
+    )
+    if layer is None:
+        notice(
+            f"no package.json in {where}: the native layer is not fingerprinted, so publish "
+            "cannot tell a web build that needs new native plugins (pass `--project-dir`)"
+        )
+    return layer
+
+
+def _fail_closed_notices(
+    change: Change,
+    replaced: Release | None,
+    layer: NativeLayer | None,
+    native_min: int | None,
+    notice: Notice,
+) -> None:
+    """Say what a publish let through: a replaced rollout, a native change with its reason."""
+    if replaced is not None:
+        notice(
+            f"replaced the staged rollout of {replaced.short} on {change.channel} "
+            f"({replaced.rollout_bp / 100:g} %{', paused' if replaced.paused else ''}) "
+            "with this build (--replace-rollout)"
+        )
+    moved = gates.native_change(change.previous, layer)
+    if moved is not None and layer is not None and change.previous is not None:
+        why = (
+            f"for native builds from {native_min} on"
+            if gates.is_new_native_range(change.previous, native_min)
+            else "accepted with --accept-incompatible"
+        )
+        notice(
+            f"the native layer changed since {change.previous.short} "
+            f"({moved.describe(layer.config_file)}): {why}"
+        )
 
 
 def _release_counter(project: Project, channel: str, sha256: str, above: int, claimed: int) -> int:
