@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterator, Sequence
 
-    from otaseal.model import ChannelManifest
+    from otaseal.model import ChannelManifest, Release
     from otaseal.operations import Change, Project
     from otaseal.progress import Progress
     from otaseal.store import Fetcher
@@ -213,6 +213,9 @@ def cmd_publish(args: argparse.Namespace, out: Output) -> int:
             allow=args.allow_file or (),
             notice=out.notice,
             progress=progress,
+            project_dir=Path(args.project_dir) if args.project_dir else None,
+            replace_rollout=args.replace_rollout,
+            accept_incompatible=args.accept_incompatible,
         )
     release = result.release
     doc = _change_doc(result.change) | {
@@ -226,6 +229,8 @@ def cmd_publish(args: argparse.Namespace, out: Output) -> int:
         "store": result.store,
         "warnings": list(result.warnings),
         "formats": ["sealed", "capgo"] if release.capgo else ["sealed"],
+        "native_fingerprint": result.native_fingerprint,
+        "replaced_rollout": _replaced_doc(result.replaced_rollout),
     }
     lines = _change_lines(result.change)
     if not result.noop:
@@ -246,6 +251,18 @@ def cmd_publish(args: argparse.Namespace, out: Output) -> int:
             )
     out.result(doc, lines)
     return 0
+
+
+def _replaced_doc(release: Release | None) -> dict[str, object] | None:
+    """The staged rollout a publish replaced (``--replace-rollout``), for ``--json``."""
+    if release is None:
+        return None
+    return {
+        "label": release.label,
+        "bundle_sha256": release.sha256,
+        "rollout": release.rollout_bp / 100,
+        "paused": release.paused,
+    }
 
 
 def cmd_promote(args: argparse.Namespace, out: Output) -> int:

@@ -175,6 +175,22 @@ def _release_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
         metavar="PATTERN",
         help="ship files that look like secrets anyway (repeatable)",
     )
+    p.add_argument(
+        "--project-dir",
+        metavar="DIR",
+        help="the app's folder with package.json and capacitor.config, for the native "
+        "fingerprint (default: DIST's parent if it has package.json, else the current folder)",
+    )
+    p.add_argument(
+        "--replace-rollout",
+        action="store_true",
+        help="publish even though the channel's current release is in a staged rollout",
+    )
+    p.add_argument(
+        "--accept-incompatible",
+        action="store_true",
+        help="publish even though the native layer changed and --native-min did not rise",
+    )
 
     p = command(
         "promote",
