@@ -6,7 +6,7 @@ absolute (``file:`` paths are relative to the config file).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import yaml
 
 from otaseal.errors import ConfigError, InputError
 from otaseal.model import check_app_id, check_name
+from otaseal.plans import RolloutPlan, parse_rollout_plans
 
 CONFIG_NAME = "otaseal.yml"
 _FIELDS = {
@@ -30,6 +31,7 @@ _FIELDS = {
     "formats",
     "self_assignable",
     "allow",
+    "rollout_plans",
 }
 FORMATS = ("sealed", "capgo")
 
@@ -53,6 +55,8 @@ class Config:
     self_assignable: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()
     """Path patterns (fnmatch) of files publish ships although they look like secrets."""
+    rollout_plans: dict[str, RolloutPlan] = field(default_factory=dict)
+    """Per channel: the staged rollout ``otaseal guard`` drives."""
 
     def key_ref(self, role: str) -> str:
         """The key reference for ``root`` or a channel."""
@@ -187,6 +191,7 @@ def load_config(path: Path) -> Config:
         raise _bad(path, "`s3_lock_mode` is not true or false", "s3_lock_mode: true")
     formats, assignable = _serving(path, doc, channels)
     allow = _string_list(path, doc, "allow", [], "['assets/demo-*.pem']")
+    plans = parse_rollout_plans(path, doc.get("rollout_plans"), channels)
     return Config(
         path=path,
         app=app,
@@ -202,6 +207,7 @@ def load_config(path: Path) -> Config:
         formats=tuple(formats),
         self_assignable=tuple(assignable),
         allow=tuple(allow),
+        rollout_plans=plans,
     )
 
 
