@@ -32,6 +32,7 @@ _FIELDS = {
     "self_assignable",
     "allow",
     "rollout_plans",
+    "native_packages",
 }
 FORMATS = ("sealed", "capgo")
 
@@ -55,6 +56,8 @@ class Config:
     self_assignable: tuple[str, ...] = ()
     allow: tuple[str, ...] = ()
     """Path patterns (fnmatch) of files publish ships although they look like secrets."""
+    native_packages: tuple[str, ...] | None = None
+    """Package-name patterns of the native plugins (``!`` excludes); None: the built-in list."""
     rollout_plans: dict[str, RolloutPlan] = field(default_factory=dict)
     """Per channel: the staged rollout ``otaseal guard`` drives."""
 
@@ -207,6 +210,7 @@ def load_config(path: Path) -> Config:
         formats=tuple(formats),
         self_assignable=tuple(assignable),
         allow=tuple(allow),
+        native_packages=_native_packages(path, doc),
         rollout_plans=plans,
     )
 
@@ -227,6 +231,14 @@ def _serving(
             "a subset of `channels`, e.g. self_assignable: [beta]",
         )
     return formats, assignable
+
+
+def _native_packages(path: Path, doc: dict[str, Any]) -> tuple[str, ...] | None:
+    """``native_packages``: replaces publish's built-in list of native plugin name patterns."""
+    if doc.get("native_packages") is None:
+        return None
+    example = "['@capacitor/*', '!@capacitor/cli', 'my-native-plugin']"
+    return tuple(_string_list(path, doc, "native_packages", [], example))
 
 
 def _string_list(

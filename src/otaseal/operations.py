@@ -569,9 +569,8 @@ def _read_native_layer(
     from otaseal.native import DEFAULT_NATIVE_PACKAGES, project_dir_for, read_native_layer  # noqa: PLC0415
 
     where = project_dir_for(build_dir, explicit, Path.cwd())
-    layer = read_native_layer(
-        where, getattr(config, "native_packages", None) or DEFAULT_NATIVE_PACKAGES
-    )
+    patterns = config.native_packages
+    layer = read_native_layer(where, DEFAULT_NATIVE_PACKAGES if patterns is None else patterns)
     if layer is None:
         notice(
             f"no package.json in {where}: the native layer is not fingerprinted, so publish "
