@@ -796,8 +796,14 @@ def set_rollout(
     percent: float | None = None,
     pause: bool = False,
     resume: bool = False,
+    expect_version: int | None = None,
+    note: str = "",
 ) -> Change:
-    """Change the current release's rollout: a percentage, pause, or resume."""
+    """Change the current release's rollout: a percentage, pause, or resume.
+
+    With ``expect_version`` (``guard``) the change applies only on top of that manifest version:
+    if anyone signed a newer one since the caller read the channel, it is refused, not rebased.
+    """
     project.config.check_channel(channel)
     if sum((percent is not None, pause, resume)) != 1:
         raise InputError("rollout needs exactly one of `--percent`, `--pause` or `--resume`")
@@ -805,6 +811,7 @@ def set_rollout(
     signer = project.signer(channel)
 
     def build(head: Head) -> ChannelManifest | None:
+        verify_head_unmoved(head, channel, expect_version)
         current = _require_release(head.manifest, channel, None)
         assert head.manifest is not None  # noqa: S101 - checked above
         if basis_points is not None:
@@ -820,10 +827,25 @@ def set_rollout(
         if updated == current:
             return None
         return _next_manifest(
-            project, head, channel, event=event, releases=(updated, *head.manifest.releases[1:])
+            project,
+            head,
+            channel,
+            event=f"{event} ({note})" if note else event,
+            releases=(updated, *head.manifest.releases[1:]),
         )
 
     return change_channel(project, channel, build, signer)
+
+
+def verify_head_unmoved(head: Head, channel: str, expected: int | None) -> None:
+    """Refuse a change computed from an older head (two guards never take two steps at once)."""
+    if expected is not None and head.version != expected:
+        raise ConflictError(
+            f"{channel} moved from manifest version {expected} to {head.version} while this run "
+            "was deciding (another guard, release or rollout change signed first)",
+            expected=f"version {expected} still current when the change is signed",
+            fix="nothing was signed; run guard again to decide on the new state",
+        )
 
 
 def _history_release(project: Project, channel: str, ref: str) -> Release | None:
@@ -835,12 +857,21 @@ def _history_release(project: Project, channel: str, ref: str) -> Release | None
     return find_release(list(seen.values()), ref, channel)
 
 
-def revert(project: Project, *, channel: str, to: str | None = None) -> Change:
+def revert(
+    project: Project,
+    *,
+    channel: str,
+    to: str | None = None,
+    expect_version: int | None = None,
+    note: str = "",
+) -> Change:
     """A newer manifest whose newest release is an older one, or the app's builtin build."""
     project.config.check_channel(channel)
     signer = project.signer(channel)
+    suffix = f" ({note})" if note else ""
 
     def build(head: Head) -> ChannelManifest | None:
+        verify_head_unmoved(head, channel, expect_version)
         manifest = head.manifest
         if manifest is None or (not manifest.releases and not manifest.builtin):
             raise InputError(
@@ -855,7 +886,7 @@ def revert(project: Project, *, channel: str, to: str | None = None) -> Change:
                 channel,
                 releases=manifest.releases,
                 builtin=True,
-                event="revert to builtin",
+                event="revert to builtin" + suffix,
             )
         current = manifest.current
         if to is None:
@@ -885,7 +916,11 @@ def revert(project: Project, *, channel: str, to: str | None = None) -> Change:
         older = manifest.releases[index + 1 :] if index is not None else manifest.releases
         entry = target.with_rollout(FULL_ROLLOUT)
         return _next_manifest(
-            project, head, channel, releases=(entry, *older), event=f"revert to {target.label}"
+            project,
+            head,
+            channel,
+            releases=(entry, *older),
+            event=f"revert to {target.label}{suffix}",
         )
 
     return change_channel(project, channel, build, signer)
