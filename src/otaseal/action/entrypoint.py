@@ -436,6 +436,10 @@ def run_command(
             pr=pr,
             allow=inputs.allow_files,
             notice=lambda text: _notice(runner, text),
+            native_min=inputs.native_min,
+            project_dir=inputs.project_dir,
+            replace_rollout=inputs.replace_rollout,
+            accept_incompatible=inputs.accept_incompatible,
         ).change
     elif inputs.command == "promote":
         change = promote(

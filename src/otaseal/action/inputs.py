@@ -34,12 +34,24 @@ COMMANDS: Final[tuple[Command, ...]] = (
 RolloutMode = Literal["percent", "pause", "resume"]
 
 _PR_NUMBER: Final = re.compile(r"[1-9][0-9]{0,9}")
+_NATIVE_BUILD: Final = re.compile(r"0|[1-9][0-9]{0,14}")
 
 _KEY_INPUTS: Final = ("signing-key", "report-key", "capgo-key")
+# publish only: the native range and the two fail-closed overrides (README, Fail-closed publishing).
+_PUBLISH_GATES: Final = ("native-min", "project-dir", "replace-rollout", "accept-incompatible")
 # The inputs each command reads beyond the shared ones (config, store, keys, GitHub switches).
 _USES: Final[dict[Command, frozenset[str]]] = {
     "publish": frozenset(
-        {"build-dir", "channel", "rollout", "label", "signing-key", "capgo-key", "allow-file"}
+        {
+            "build-dir",
+            "channel",
+            "rollout",
+            "label",
+            "signing-key",
+            "capgo-key",
+            "allow-file",
+            *_PUBLISH_GATES,
+        }
     ),
     "promote": frozenset({"from", "to", "release", "rollout", "signing-key"}),
     "rollout": frozenset({"channel", "rollout", "signing-key"}),
@@ -60,6 +72,7 @@ _OPTIONAL: Final = frozenset(
         "signing-key",
         "capgo-key",
         "allow-file",
+        *_PUBLISH_GATES,
     }
 )
 
@@ -85,6 +98,10 @@ class Inputs:
     report_key: str | None = None
     capgo_key: str | None = None
     allow_files: tuple[str, ...] = ()
+    native_min: int | None = None
+    project_dir: Path | None = None
+    replace_rollout: bool = False
+    accept_incompatible: bool = False
     pull_request: int | None = None
     github_token: str = ""
     comment: bool = True
@@ -118,6 +135,9 @@ def read_inputs(runner: Runner) -> Inputs:
     label = runner.input("label") if "label" in uses else ""
     if label:
         check_label(label)
+    native_min, project_dir, replace_rollout, accept_incompatible = (
+        _publish_gates(runner) if command == "publish" else (None, None, False, False)
+    )
     return Inputs(
         command=command,
         config=runner.input("config", default="otaseal.yml"),
@@ -140,6 +160,36 @@ def read_inputs(runner: Runner) -> Inputs:
         github_token=runner.input("github-token"),
         comment=runner.bool_input("comment", default=True),
         deployments=runner.bool_input("deployments", default=True),
+        native_min=native_min,
+        project_dir=project_dir,
+        replace_rollout=replace_rollout,
+        accept_incompatible=accept_incompatible,
+    )
+
+
+def _publish_gates(runner: Runner) -> tuple[int | None, Path | None, bool, bool]:
+    """``native-min``, ``project-dir``, ``replace-rollout`` and ``accept-incompatible``."""
+    native = runner.input("native-min")
+    if native and not _NATIVE_BUILD.fullmatch(native):
+        raise InputError(
+            f"the input 'native-min' is {native!r}, which is not a native build number",
+            expected="a whole number such as 42: the build number (versionCode / "
+            "CFBundleVersion) of the first native build this web build needs",
+            fix="set `native-min:` to that build's number, or leave it out",
+        )
+    project = runner.input("project-dir")
+    if project and not Path(project).is_dir():
+        raise InputError(
+            f"the input 'project-dir' is {project!r}, which is not a folder in the workspace",
+            expected="the app's folder that holds package.json and capacitor.config",
+            fix="set `project-dir:` relative to the workspace, or leave it out (default: the "
+            "parent of build-dir if it has package.json, else the workspace)",
+        )
+    return (
+        int(native) if native else None,
+        Path(project) if project else None,
+        runner.bool_input("replace-rollout"),
+        runner.bool_input("accept-incompatible"),
     )
 
 
