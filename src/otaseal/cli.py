@@ -304,6 +304,37 @@ def cmd_revert(args: argparse.Namespace, out: Output) -> int:
     return 0
 
 
+def cmd_guard(args: argparse.Namespace, out: Output) -> int:
+    """Advance, pause or revert a staged rollout on its plan, or hold and say why."""
+    from otaseal.guard import plan_for, run_guard  # noqa: PLC0415
+    from otaseal.serve.db import StatsError, open_stats  # noqa: PLC0415
+    from otaseal.serve.run import default_stats_url  # noqa: PLC0415
+
+    project = _project(args)
+    plan_for(project, args.channel)  # a missing plan is a config error before any database
+    db = None
+    try:
+        db = open_stats(args.stats or default_stats_url(), create=False)
+        db.migrate()
+    except StatsError as exc:
+        out.notice(f"otaseal: no stats: {exc.diagnostics()}")
+        if db is not None:
+            db.close()
+        db = None
+    try:
+        result = run_guard(project, channel=args.channel, db=db, dry_run=args.dry_run)
+    finally:
+        if db is not None:
+            db.close()
+    lines = [result.summary()]
+    if result.change is not None and not result.change.noop:
+        lines.append(f"signed {args.channel} manifest v{result.change.manifest.version}")
+    elif result.dry_run:
+        lines.append("dry run: nothing signed")
+    out.result(result.to_dict(), lines)
+    return 0
+
+
 def cmd_resign(args: argparse.Namespace, out: Output) -> int:
     """Refresh a channel's expiry."""
     from otaseal.operations import resign  # noqa: PLC0415

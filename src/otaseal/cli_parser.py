@@ -264,6 +264,18 @@ def _release_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
         "otaseal audit --json > audit.json",
     )
 
+    p = command(
+        "guard",
+        cli.cmd_guard,
+        "Advance a staged rollout one step on healthy stats, pause or revert on failures.",
+        "otaseal guard --channel production --stats sqlite:///var/lib/otaseal/stats.db",
+    )
+    p.add_argument("--channel", required=True, help="channel with a plan under rollout_plans")
+    p.add_argument("--stats", help="the database serve writes (default: serve's default)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the decision; sign and change nothing"
+    )
+
 
 OVERLAP_HELP = (
     "Keep the old and the new key listed until every installed app version in the field ships "

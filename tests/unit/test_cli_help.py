@@ -24,7 +24,8 @@ SHARED = {
     "recipients": set(),
     "root": set(),
     **dict.fromkeys(
-        ("publish", "promote", "rollout", "revert", "resign", "history", "status", "audit"),
+        ("publish", "promote", "rollout", "revert", "resign", "history", "status", "audit")
+        + ("guard",),
         PROJECT,
     ),
 }
