@@ -75,6 +75,7 @@ class ReleaseReport:
     formats: tuple[str, ...] = ("sealed",)
     capgo_size: int | None = None  # the Capgo artifact's length, when the release has one
     builtin: bool = False  # the channel serves the app's builtin build (no bundle)
+    health: str = ""  # markdown from otaseal.action.health_markdown (escaped by it), or ""
 
     @property
     def has_release(self) -> bool:
@@ -103,6 +104,8 @@ def render_comment(report: ReleaseReport) -> str:
     if files:
         parts.append(files)
     parts.append(_channels_table(report))
+    if report.health:
+        parts.append(report.health)
     footer = _footer(report)
     if footer:
         parts.append(footer)
@@ -112,6 +115,8 @@ def render_comment(report: ReleaseReport) -> str:
 def render_summary(report: ReleaseReport) -> str:
     """The job summary: the same headline, facts and channels table, without the marker."""
     parts = [_title(report), _headline(report), _facts(report), _channels_table(report)]
+    if report.health:
+        parts.append(report.health)
     footer = _footer(report)
     if footer:
         parts.append(footer)
@@ -344,6 +349,11 @@ def _clean(value: str, limit: int) -> str:
     if len(cleaned) > limit:
         cleaned = cleaned[: limit - 1] + "\u2026"
     return cleaned
+
+
+def escape(value: str, *, limit: int = _LABEL_CAP) -> str:
+    """User text made inert in GitHub markdown (for the other renderers of the comment)."""
+    return _text(value, limit=limit)
 
 
 def _text(value: str, *, limit: int = _LABEL_CAP) -> str:
