@@ -246,6 +246,7 @@ def test_cli_shows_progress_on_a_terminal_only_and_never_under_json(
     project_dir: Path, monkeypatch: pytest.MonkeyPatch, *, json_mode: bool
 ) -> None:
     monkeypatch.chdir(project_dir)
+    (project_dir / "package.json").write_text("{}")  # no notice about a missing package.json
     monkeypatch.setattr(cli, "TerminalProgress", _instant)
     out, err = io.StringIO(), Terminal()
     monkeypatch.setattr(sys, "stdout", out)
