@@ -20,6 +20,7 @@ from otaseal.progress import NO_PROGRESS, TerminalProgress
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Iterator, Sequence
+    from datetime import datetime
 
     from otaseal.model import ChannelManifest, Release
     from otaseal.operations import Change, Project
@@ -422,9 +423,57 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         }
         for n in notes
     ]
+    if args.stats:
+        doc["health"], health_lines = _status_health(args, project, now)
+        lines.extend(health_lines)
+    elif args.html or args.markdown:
+        raise InputError(
+            "--html and --markdown show device stats, but no --stats was given",
+            expected="--stats URL, the database `otaseal serve` writes",
+            fix="add --stats sqlite:///PATH (or postgresql://…)",
+        )
     out.result(doc, lines)
     failing = any(n.level == "error" for n in notes)
     return 0 if all(r.error is None for r in rows) and not failing else 3
+
+
+def _status_health(
+    args: argparse.Namespace, project: Project, now: datetime
+) -> tuple[dict[str, object], list[str]]:
+    """``status --stats``: read the stats, write --html and --markdown; the JSON and text lines."""
+    from otaseal.health import page  # noqa: PLC0415
+    from otaseal.health import status as health  # noqa: PLC0415
+    from otaseal.health.gather import read_status_health  # noqa: PLC0415
+    from otaseal.serve.report import duration, window  # noqa: PLC0415
+
+    since, until = window(args.since, args.until, now=now)
+    stale_after = duration(args.stale_after)
+    if stale_after is None or not stale_after:
+        raise InputError(
+            f"--stale-after {args.stale_after!r} is not a duration",
+            expected="a positive duration such as 90m, 6h or 2d",
+            fix="pass --stale-after 6h",
+        )
+    report = read_status_health(
+        project, args.stats, since=since, until=until, stale_after=stale_after
+    )
+    if args.html:
+        _write_text(Path(args.html), page.render(report))
+    if args.markdown:
+        from otaseal.action.health_markdown import render  # noqa: PLC0415
+
+        _write_text(Path(args.markdown), render(report) + "\n")
+    return health.to_json(report), health.text(report)
+
+
+def _write_text(path: Path, text: str) -> None:
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(
+            f"cannot write {path} ({exc.strerror})",
+            fix="choose a path in a folder that exists and this user can write",
+        ) from None
 
 
 def _sealed_text(sealed: tuple[str, ...] | str) -> str:

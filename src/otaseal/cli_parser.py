@@ -250,12 +250,13 @@ def _release_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--channel", required=True, help="channel to list")
 
-    command(
+    p = command(
         "status",
         cli.cmd_status,
-        "Show every channel's current release and rollout.",
-        "otaseal status --store s3://my-bucket/updates",
+        "Show every channel's current release and rollout (with --stats: how each is doing).",
+        "otaseal status --stats sqlite:///var/lib/otaseal/stats.db --html status.html",
     )
+    _status_health_options(p)
 
     command(
         "audit",
@@ -274,6 +275,27 @@ def _release_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--stats", help="the database serve writes (default: serve's default)")
     p.add_argument(
         "--dry-run", action="store_true", help="print the decision; sign and change nothing"
+    )
+
+
+def _status_health_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--stats",
+        metavar="URL",
+        help="the database `otaseal serve` writes (sqlite:///PATH or postgresql://…): adds "
+        "devices, installs, failures, rollbacks, the failure rate's upper bound and adoption",
+    )
+    p.add_argument("--since", default="7d", help="stats window: duration back or ISO time (7d)")
+    p.add_argument("--until", help="end of the stats window, ISO 8601 (default: now)")
+    p.add_argument(
+        "--stale-after",
+        default="6h",
+        metavar="DURATION",
+        help="call stats stale when a release's newest event is older (default: 6h)",
+    )
+    p.add_argument("--html", metavar="PATH", help="also write a self-contained HTML report")
+    p.add_argument(
+        "--markdown", metavar="PATH", help="also write the markdown of the PR comment's section"
     )
 
 

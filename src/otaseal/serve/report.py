@@ -35,15 +35,19 @@ def _moment(text: str, option: str) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
+def duration(text: str) -> timedelta | None:
+    """``90m``, ``24h``, ``7d``, ``2w`` (or seconds, ``30s``) as a timedelta; None if not one."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        return None
+    return timedelta(**{_UNIT[match.group(2)]: int(match.group(1))})
+
+
 def window(since: str, until: str | None, *, now: datetime) -> tuple[datetime, datetime]:
     """``[since, until)`` from the options; an empty or reversed window is an input error."""
     end = _moment(until, "--until") if until else now
-    match = _DURATION.fullmatch(since.strip().lower())
-    start = (
-        end - timedelta(**{_UNIT[match.group(2)]: int(match.group(1))})
-        if match
-        else _moment(since, "--since")
-    )
+    back = duration(since)
+    start = end - back if back is not None else _moment(since, "--since")
     if start >= end:
         raise InputError(
             f"the window from {iso(start)} to {iso(end)} is empty",
