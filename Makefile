@@ -25,8 +25,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy --strict src
 
-# System programs the tests start: PostgreSQL's initdb/pg_ctl. Installed from Debian only when
-# missing and we are root (or have sudo); otherwise the PostgreSQL tests skip and name the package.
+# System programs the tests start: PostgreSQL's initdb/pg_ctl and headless Chromium (the status
+# page test). Installed from Debian only when missing and we are root (or have sudo); otherwise
+# those tests skip and name the package.
 sysdeps:
 	@if command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then \
 		echo "sysdeps: pg_ctl found"; \
@@ -38,6 +39,17 @@ sysdeps:
 		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; \
 	else \
 		echo "sysdeps: no pg_ctl and not root: PostgreSQL tests will skip (install Debian's postgresql)"; \
+	fi
+	@if command -v chromium >/dev/null 2>&1; then \
+		echo "sysdeps: chromium found"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "sysdeps: no chromium; running apt-get install -y --no-install-recommends chromium"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \
+	elif command -v sudo >/dev/null 2>&1; then \
+		echo "sysdeps: no chromium; running sudo apt-get install -y --no-install-recommends chromium"; \
+		sudo apt-get update -q && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; \
+	else \
+		echo "sysdeps: no chromium and not root: the HTML status page test will skip (install Debian's chromium)"; \
 	fi
 
 # The suite runs with a TMPDIR of its own that must be empty again after a passing run: a test

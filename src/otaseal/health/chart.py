@@ -93,6 +93,10 @@ def svg(channel: ChannelHealth) -> str:
         ),
         f"<title>{escape(title)}</title>",
         f'<rect x="0" y="0" width="{SVG_WIDTH}" height="{SVG_HEIGHT}" fill="#ffffff"/>',
+        (
+            f'<text x="{_LEFT}" y="16" font-size="12" fill="#1f2328">{escape(title)} (%, per hour, '
+            "UTC)</text>"
+        ),
     ]
     for tick in (0, 25, 50, 75, 100):
         ty = y(tick / 100)
@@ -108,9 +112,10 @@ def svg(channel: ChannelHealth) -> str:
         ticks = sorted({0, len(points) - 1, *range(0, len(points), max(len(points) // 6, 1))})
         for i in ticks:
             hour = points[i].hour.astimezone(UTC)
+            anchor = "start" if i == 0 else "end" if i == len(points) - 1 else "middle"
             parts.append(
-                f'<text x="{x(i):.1f}" y="{SVG_HEIGHT - 12}" text-anchor="middle" font-size="11" '
-                f'fill="#57606a">{hour:%m-%d %H}h</text>'
+                f'<text x="{x(i):.1f}" y="{SVG_HEIGHT - 12}" text-anchor="{anchor}" '
+                f'font-size="11" fill="#57606a">{hour:%m-%d %H}h</text>'
             )
     for run in _runs(points):
         coords = " ".join(f"{x(i):.1f},{y(share):.1f}" for i, share in run)
