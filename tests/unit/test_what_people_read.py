@@ -81,6 +81,7 @@ def test_the_same_build_may_keep_its_label_on_another_channel(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(project_dir)
+    (project_dir / "package.json").write_text("{}")  # no notice about a missing package.json
     assert _cli(capsys, "publish", str(web), "--channel", "beta", "--label", "1.4.2")[0] == 0
 
     code, out, err = _cli(
