@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from otaseal.errors import InputError
+from otaseal.model import Release
 from otaseal.native import (
     DEFAULT_NATIVE_PACKAGES,
     NativeLayer,
@@ -194,3 +195,44 @@ def test_project_dir_defaults(tmp_path: Path) -> None:
     (app / "package.json").write_text("{}")
     assert project_dir_for(app / "dist", None, cwd) == app.resolve()
     assert project_dir_for(app / "dist", tmp_path, cwd) == tmp_path
+
+
+def _release_doc(**members: object) -> dict[str, object]:
+    return {
+        "label": "1.4.2",
+        "counter": 1,
+        "bundle": {"sha256": "a" * 64, "length": 10},
+        "plaintext": {"sha256": "b" * 64, "length": 9},
+        "content": {"files": 1, "size": 5},
+        "native": {"min": None, "max": None},
+        "rollout": {"basis_points": 10000, "salt": "s", "paused": False},
+        "source": {"commit": None, "pr": None},
+        "published": "2026-01-01T00:00:00Z",
+        **members,
+    }
+
+
+def test_a_release_round_trips_its_native_layer() -> None:
+    doc = _release_doc(native_fingerprint="c" * 64, native_packages={"@capacitor/ios": "6.0.0"})
+    release = Release.from_dict(doc, "releases[0]")
+    assert release.native_fingerprint == "c" * 64
+    assert release.native_packages == (("@capacitor/ios", "6.0.0"),)
+    assert release.to_dict() == doc
+    bare = Release.from_dict(_release_doc(), "releases[0]")
+    assert "native_fingerprint" not in bare.to_dict()
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        {"native_fingerprint": "C" * 64, "native_packages": {}},
+        {"native_fingerprint": 7, "native_packages": {}},
+        {"native_fingerprint": "c" * 64, "native_packages": ["@capacitor/ios"]},
+        {"native_fingerprint": "c" * 64, "native_packages": {"@capacitor/ios": 6}},
+        {"native_fingerprint": "c" * 64},
+        {"native_packages": {"@capacitor/ios": "6.0.0"}},
+    ],
+)
+def test_devices_ignore_a_malformed_native_layer(members: dict[str, object]) -> None:
+    release = Release.from_dict(_release_doc(**members), "releases[0]")
+    assert (release.native_fingerprint, release.native_packages) == (None, None)
