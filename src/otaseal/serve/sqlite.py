@@ -9,6 +9,7 @@ Open it in each process after any fork; a connection must not cross one.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -29,10 +30,18 @@ if TYPE_CHECKING:
 BUSY_TIMEOUT_S = 10.0
 PRUNE_CHUNK = 10_000
 
-_INSERT_EVENT = (
+# A whole batch is one statement over a JSON array of rows: ``executemany`` releases and retakes
+# the GIL for every row, and under load the event loop then starves the writer (about 5,000
+# events/s instead of tens of thousands; docs/BENCHMARKS.md, "Update endpoint load").
+_INSERT_EVENTS = (
     "INSERT INTO events (event_id, app, device_id, action, version_name, release,"
     " old_version_name, platform, channel, version_build, timestamp_ms, received_ms, at_ms)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+    " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
+    " json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]'),"
+    " json_extract(value, '$[8]'), json_extract(value, '$[9]'), json_extract(value, '$[10]'),"
+    " json_extract(value, '$[11]'), json_extract(value, '$[12]')"
+    " FROM json_each(?) WHERE true ON CONFLICT (event_id) DO NOTHING"
 )
 _INSERT_FAILURE = (
     "INSERT INTO device_failures (app, device_id, version, reported_ms) VALUES (?, ?, ?, ?)"
@@ -204,7 +213,7 @@ class SqliteStatsDb:
         failures = [(r[1], r[2], r[5], r[11]) for r in rows if r[3] == rollup.ROLLBACK]
         with self._write("recording events in") as conn:
             before = conn.total_changes
-            conn.executemany(_INSERT_EVENT, rows)
+            conn.execute(_INSERT_EVENTS, (json.dumps(rows),))
             new = conn.total_changes - before
             if failures:
                 conn.executemany(_INSERT_FAILURE, failures)
