@@ -753,6 +753,12 @@ def report(
         text = f"`{inputs.command}` succeeded, but its report could not be built: "
         runner.warning(text + exc.diagnostics(), title="otaseal")
         runner.append_summary(f"### otaseal {_DASH} {_describe(outcome)}\n\n{_fenced(text)}")
+    health_code = 0
+    if built is not None and inputs.command == "status" and inputs.stats:
+        from otaseal.action.status_health_step import status_health  # noqa: PLC0415
+
+        section, health_code = status_health(runner, project, inputs.stats, outcome.channel)
+        built = replace(built, release=replace(built.release, health=section))
     if built is not None:
         runner.append_summary(render_summary(built.release))
     extra: dict[str, str] = {}
@@ -766,7 +772,7 @@ def report(
     section = github_section(github)
     if section:
         runner.append_summary(section)
-    return _broken_channels(runner, inputs, built)
+    return max(_broken_channels(runner, inputs, built), health_code)
 
 
 def expiry_check(runner: Runner, project: Project) -> int:

@@ -57,7 +57,7 @@ _USES: Final[dict[Command, frozenset[str]]] = {
     "rollout": frozenset({"channel", "rollout", "signing-key"}),
     "revert": frozenset({"channel", "release", "signing-key"}),
     "resign": frozenset({"channel", "signing-key"}),
-    "status": frozenset({"channel"}),
+    "status": frozenset({"channel", "stats"}),
     "audit": frozenset(),
 }
 _OPTIONAL: Final = frozenset(
@@ -72,6 +72,7 @@ _OPTIONAL: Final = frozenset(
         "signing-key",
         "capgo-key",
         "allow-file",
+        "stats",
         *_PUBLISH_GATES,
     }
 )
@@ -106,6 +107,7 @@ class Inputs:
     github_token: str = ""
     comment: bool = True
     deployments: bool = True
+    stats: str | None = None  # status, guard: the stats database URL (guard: serve's default)
 
     @property
     def written_channel(self) -> str | None:
@@ -164,6 +166,7 @@ def read_inputs(runner: Runner) -> Inputs:
         project_dir=project_dir,
         replace_rollout=replace_rollout,
         accept_incompatible=accept_incompatible,
+        stats=(runner.input("stats") or None) if "stats" in uses else None,
     )
 
 
