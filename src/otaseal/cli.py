@@ -307,21 +307,11 @@ def cmd_revert(args: argparse.Namespace, out: Output) -> int:
 
 def cmd_guard(args: argparse.Namespace, out: Output) -> int:
     """Advance, pause or revert a staged rollout on its plan, or hold and say why."""
-    from otaseal.guard import plan_for, run_guard  # noqa: PLC0415
-    from otaseal.serve.db import StatsError, open_stats  # noqa: PLC0415
-    from otaseal.serve.run import default_stats_url  # noqa: PLC0415
+    from otaseal.guard import open_guard_stats, plan_for, run_guard  # noqa: PLC0415
 
     project = _project(args)
     plan_for(project, args.channel)  # a missing plan is a config error before any database
-    db = None
-    try:
-        db = open_stats(args.stats or default_stats_url(), create=False)
-        db.migrate()
-    except StatsError as exc:
-        out.notice(f"otaseal: no stats: {exc.diagnostics()}")
-        if db is not None:
-            db.close()
-        db = None
+    db = open_guard_stats(args.stats, lambda text: out.notice(f"otaseal: {text}"))
     try:
         result = run_guard(project, channel=args.channel, db=db, dry_run=args.dry_run)
     finally:

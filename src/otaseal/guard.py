@@ -31,6 +31,7 @@ from otaseal.health.verdict import (
 from otaseal.operations import history, revert, set_rollout
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from datetime import datetime
 
     from otaseal.model import ChannelManifest
@@ -125,6 +126,26 @@ class GuardResult:
         evidence = decision.evidence
         doc["evidence"] = evidence.to_dict() if evidence is not None else None
         return doc
+
+
+def open_guard_stats(url: str | None, notice: Callable[[str], None]) -> StatsDb | None:
+    """The stats database (serve's default without ``url``), or None when it cannot be read.
+
+    None makes the guard hold on missing stats and say so; ``notice`` hears why it is missing.
+    """
+    from otaseal.serve.db import StatsError, open_stats  # noqa: PLC0415 - drivers load late
+    from otaseal.serve.run import default_stats_url  # noqa: PLC0415
+
+    db = None
+    try:
+        db = open_stats(url or default_stats_url(), create=False)
+        db.migrate()
+    except StatsError as exc:
+        notice(f"no stats: {exc.diagnostics()}")
+        if db is not None:
+            db.close()
+        return None
+    return db
 
 
 def plan_for(project: Project, channel: str) -> RolloutPlan:

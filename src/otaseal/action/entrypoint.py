@@ -58,6 +58,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
     from typing import TextIO
 
+    from otaseal.action.guard_step import GuardNote
     from otaseal.archive import IndexDiff
     from otaseal.config import Config
     from otaseal.model import ChannelManifest, Release
@@ -337,7 +338,7 @@ def record_deployment(github: GitHubSteps, outcome: Outcome, log_url: str | None
         github.done.append("Deployment: skipped, the run has no commit (GITHUB_SHA)")
         return None
     environment = ENVIRONMENT_PREFIX + outcome.channel
-    description = _describe(outcome)
+    description = outcome.guard.short if outcome.guard else _describe(outcome)
     payload = {
         "app": outcome.app,
         "channel": outcome.channel,
@@ -387,6 +388,7 @@ class Outcome:
     manifest: ChannelManifest | None
     previous: Release | None
     changed: bool
+    guard: GuardNote | None = None  # command: guard, what it decided and on what evidence
 
     @property
     def current(self) -> Release | None:
@@ -423,6 +425,8 @@ def run_command(
     change: Change
     if inputs.command == "status":
         return _status_outcome(project, inputs.channel or project.config.channels[0])
+    if inputs.command == "guard":
+        return _guard_outcome(project, inputs, runner)
     if inputs.command == "publish":
         if inputs.build_dir is None:
             raise InputError("the input 'build-dir' is empty", fix="set `build-dir:`")
@@ -486,6 +490,20 @@ def _status_outcome(project: Project, channel: str) -> Outcome:
     )
 
 
+def _guard_outcome(project: Project, inputs: Inputs, runner: Runner) -> Outcome:
+    from otaseal.action.guard_step import run_guard_step  # noqa: PLC0415
+
+    channel = _given(inputs.channel, "channel")
+    note = run_guard_step(project, inputs, runner, channel)
+    change, acted = note.result.change, note.result.acted
+    manifest = change.manifest if change else read_head(project, channel).manifest
+    stage: Stage = "status"
+    if acted:
+        stage = "reverted" if note.result.decision.action == "revert" else "rollout"
+    previous = change.previous if change and acted else _previous_release(manifest)
+    return Outcome(project.app, stage, channel, manifest, previous, changed=acted, guard=note)
+
+
 def _previous_release(manifest: ChannelManifest | None) -> Release | None:
     """The release before the current one: what an unchanged channel is compared with."""
     if manifest is None or manifest.builtin or len(manifest.releases) < 2:  # noqa: PLR2004
@@ -529,6 +547,7 @@ def build_report(
         formats=formats_of(current),
         capgo_size=current.capgo.length if current and current.capgo else None,
         builtin=outcome.manifest is not None and outcome.manifest.builtin,
+        guard=outcome.guard.text if outcome.guard else "",
     )
     return Report(release, broken)
 
@@ -724,7 +743,11 @@ def run(runner: Runner, inputs: Inputs, env: Mapping[str, str]) -> int:
                 github=github,
                 event_pr=event_pr,
             )
-            return max(code, expiry_check(runner, project)) if inputs.command == "status" else code
+            if inputs.command == "status":
+                return max(code, expiry_check(runner, project))
+            if outcome.guard is None or outcome.guard.error is None:
+                return code
+            return fail(runner, inputs.command, outcome.guard.error)
         except Error as exc:  # the channel already changed: never report this as "stopped"
             text = f"`{inputs.command}` succeeded, but reporting it failed: {exc.diagnostics()}"
             runner.warning(text, title="otaseal")

@@ -21,7 +21,7 @@ from otaseal.secrets import describe_ref
 if TYPE_CHECKING:
     from otaseal.action.runner import Runner
 
-Command = Literal["publish", "promote", "rollout", "revert", "resign", "status", "audit"]
+Command = Literal["publish", "promote", "rollout", "revert", "resign", "status", "audit", "guard"]
 COMMANDS: Final[tuple[Command, ...]] = (
     "publish",
     "promote",
@@ -30,6 +30,7 @@ COMMANDS: Final[tuple[Command, ...]] = (
     "resign",
     "status",
     "audit",
+    "guard",
 )
 RolloutMode = Literal["percent", "pause", "resume"]
 
@@ -59,6 +60,7 @@ _USES: Final[dict[Command, frozenset[str]]] = {
     "resign": frozenset({"channel", "signing-key"}),
     "status": frozenset({"channel", "stats"}),
     "audit": frozenset(),
+    "guard": frozenset({"channel", "signing-key", "stats", "dry-run"}),
 }
 _OPTIONAL: Final = frozenset(
     {
@@ -73,6 +75,7 @@ _OPTIONAL: Final = frozenset(
         "capgo-key",
         "allow-file",
         "stats",
+        "dry-run",
         *_PUBLISH_GATES,
     }
 )
@@ -108,6 +111,7 @@ class Inputs:
     comment: bool = True
     deployments: bool = True
     stats: str | None = None  # status, guard: the stats database URL (guard: serve's default)
+    dry_run: bool = False  # guard: decide, sign nothing
 
     @property
     def written_channel(self) -> str | None:
@@ -122,14 +126,14 @@ def read_inputs(runner: Runner) -> Inputs:
     _mask_secrets(runner)
     command = _command(runner.input("command"))
     for name in sorted(_OPTIONAL - _USES[command]):
-        if runner.input(name):
+        if runner.input(name) not in {"", "false"}:  # a switch left at its default is unused
             runner.warning(
                 f"the input '{name}' is not used by `{command}`; ignoring it",
                 title="otaseal: unused input",
             )
     uses = _USES[command]
     channel = _channel(runner, "channel") if "channel" in uses else None
-    if command in {"publish", "rollout", "revert", "resign"} and channel is None:
+    if command in {"publish", "rollout", "revert", "resign", "guard"} and channel is None:
         raise _missing("channel", command, "the channel to change, e.g. `channel: beta`")
     rollout, mode = (
         _rollout(runner.input("rollout"), command) if "rollout" in uses else (None, "percent")
@@ -167,6 +171,7 @@ def read_inputs(runner: Runner) -> Inputs:
         replace_rollout=replace_rollout,
         accept_incompatible=accept_incompatible,
         stats=(runner.input("stats") or None) if "stats" in uses else None,
+        dry_run=runner.bool_input("dry-run") if "dry-run" in uses else False,
     )
 
 

@@ -18,6 +18,7 @@ Stage = Literal["published", "promoted", "rollout", "reverted", "resigned", "sta
 FILE_LIST_CAP: Final = 50
 _LABEL_CAP: Final = 100
 _PATH_CAP: Final = 200
+_GUARD_CAP: Final = 1000
 _SHORT_HEX: Final = 12
 _SHORT_COMMIT: Final = 7
 _ENTITIES: Final = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;"}
@@ -76,6 +77,7 @@ class ReleaseReport:
     capgo_size: int | None = None  # the Capgo artifact's length, when the release has one
     builtin: bool = False  # the channel serves the app's builtin build (no bundle)
     health: str = ""  # markdown from otaseal.action.health_markdown (escaped by it), or ""
+    guard: str = ""  # plain text: what ``guard`` did and on what evidence (escaped here), or ""
 
     @property
     def has_release(self) -> bool:
@@ -98,7 +100,8 @@ def marker(app: str) -> str:
 
 def render_comment(report: ReleaseReport) -> str:
     """The sticky PR comment: headline, bundle facts, changed files, channels, run link."""
-    parts = [marker(report.app), _title(report), _headline(report), _facts(report)]
+    parts = [marker(report.app), _title(report), _headline(report), *_guard(report)]
+    parts.append(_facts(report))
     parts.append(_details("Full digest", _code(report.digest, limit=_PATH_CAP)))
     files = _file_list(report)
     if files:
@@ -114,7 +117,8 @@ def render_comment(report: ReleaseReport) -> str:
 
 def render_summary(report: ReleaseReport) -> str:
     """The job summary: the same headline, facts and channels table, without the marker."""
-    parts = [_title(report), _headline(report), _facts(report), _channels_table(report)]
+    parts = [_title(report), _headline(report), *_guard(report), _facts(report)]
+    parts.append(_channels_table(report))
     if report.health:
         parts.append(report.health)
     footer = _footer(report)
@@ -157,6 +161,11 @@ def _headline(report: ReleaseReport) -> str:
         "resigned": f"{channel} was re-signed; {label} is still current{rollout}",
     }
     return sentences[report.stage]
+
+
+def _guard(report: ReleaseReport) -> list[str]:
+    """``otaseal guard``'s decision and evidence, as one paragraph."""
+    return [f"**Guard:** {_text(report.guard, limit=_GUARD_CAP)}"] if report.guard else []
 
 
 def _headline_without_release(report: ReleaseReport, channel: str) -> str:
