@@ -24,8 +24,17 @@ SHARED = {
     "recipients": set(),
     "root": set(),
     **dict.fromkeys(
-        ("publish", "promote", "rollout", "revert", "resign", "history", "status", "audit")
-        + ("guard",),
+        (
+            "publish",
+            "promote",
+            "rollout",
+            "revert",
+            "resign",
+            "history",
+            "status",
+            "audit",
+            "guard",
+        ),
         PROJECT,
     ),
 }

@@ -1,4 +1,4 @@
-"""``rollout_plans:`` in otaseal.yml: what a plan accepts, and one paragraph (exit 2) for the rest."""
+"""``rollout_plans:`` in otaseal.yml: what a plan accepts; one paragraph (exit 2) for the rest."""
 
 from __future__ import annotations
 
