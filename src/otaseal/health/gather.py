@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from otaseal.health.status import DEFAULT_STALE_AFTER, StatusHealth, status_health
+from otaseal.health.stats import DEFAULT_STALE_AFTER
+from otaseal.health.status import StatusHealth, status_health
 
 if TYPE_CHECKING:
     from datetime import datetime, timedelta

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 Z_95: Final = 1.959964
 """The two-sided 95 % normal quantile."""
+DEFAULT_STALE_AFTER: Final = timedelta(hours=6)
+"""A release whose newest event is older than this has stale stats (``status --stale-after``)."""
 
 
 def wilson_upper(failures: int, trials: int, z: float = Z_95) -> float:
@@ -104,7 +106,7 @@ def release_health(
     channel: str,
     newest: datetime | None,
     now: datetime,
-    stale_after: timedelta,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
 ) -> ReleaseHealth:
     """The health of ``release`` from its counts (None: no event in the window) and newest event."""
     installs = counts.installs if counts else 0

@@ -13,6 +13,7 @@ from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Final
 
 from otaseal.health.stats import (
+    DEFAULT_STALE_AFTER,
     AdoptionPoint,
     Evidence,
     ReleaseHealth,
@@ -32,7 +33,6 @@ METHOD: Final = "Wilson score interval, 95 % two-sided, upper end"
 RATE_DEFINITION: Final = (
     "(install failures naming the release + rollbacks) / (installs + install failures)"
 )
-DEFAULT_STALE_AFTER: Final = timedelta(hours=6)
 _MINUTE: Final = 60
 _HOUR: Final = 3600
 _DAY: Final = 86400
