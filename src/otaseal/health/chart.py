@@ -6,7 +6,9 @@ Mermaid (what GitHub renders in a PR comment or job summary; the grammar is Merm
 ``line [n, …]`` with plain decimals (``[+-]?\\d+(\\.\\d+)?``; no exponent, no NaN). A quoted
 string ends at the next ``"`` whatever precedes it, so text keeps a short set of characters and
 ``"`` never gets in. xychart has no legend and no gaps, so a chart shows one series (the current
-release) over the hours in which devices checked in, each labelled with its hour.
+release) over the hours in which devices checked in, each labelled with its hour. The keyword
+is ``xychart-beta``: plain ``xychart`` is accepted only by newer Mermaid releases than some
+renderers run, while every release with xychart accepts the ``-beta`` name.
 """
 
 from __future__ import annotations
