@@ -54,6 +54,7 @@ def test_only_jobs_in_the_production_environment_read_the_production_key() -> No
 
     assert sorted(readers) == [
         "emergency-revert.yml:revert",
+        "guard.yml:guard-production",
         "promote.yml:promote",
         "scheduled-status.yml:resign-production",
     ]
