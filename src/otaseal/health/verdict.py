@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from otaseal.health.stats import Z_95, wilson_upper
 from otaseal.model import FULL_ROLLOUT
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from otaseal.model import ChannelManifest, Release
     from otaseal.plans import RolloutPlan
 
-Z_95 = 1.959964
 HoldKind = Literal[
     "no_release",
     "paused",
@@ -79,15 +79,17 @@ class StatsSnapshot:
 
 
 def wilson_bounds(failures: int, trials: int, z: float = Z_95) -> tuple[float, float]:
-    """The Wilson score interval of ``failures / trials``; (0, 1) without trials."""
+    """The Wilson score interval of ``failures / trials``; (0, 1) without trials.
+
+    The upper end is :func:`otaseal.health.stats.wilson_upper`, the number ``status`` shows.
+    """
     if trials <= 0:
         return 0.0, 1.0
-    p = min(failures, trials) / trials
+    p = failures / trials
     z2 = z * z
     centre = p + z2 / (2 * trials)
     spread = z * math.sqrt(p * (1 - p) / trials + z2 / (4 * trials * trials))
-    scale = 1 + z2 / trials
-    return max(0.0, (centre - spread) / scale), min(1.0, (centre + spread) / scale)
+    return max(0.0, (centre - spread) / (1 + z2 / trials)), wilson_upper(failures, trials, z)
 
 
 @dataclass(frozen=True, slots=True)
