@@ -271,3 +271,50 @@ def test_two_concurrent_guards_take_one_step(staged: Project, db: SqliteStatsDb)
     current = history(staged, "production")[-1].current
     assert current is not None
     assert current.rollout_bp == 1000
+
+
+# --- what the result says ----------------------------------------------------------------------
+def test_a_dry_run_revert_to_the_builtin_build_says_so(
+    project_dir: Path, web: Path, db: SqliteStatsDb
+) -> None:
+    config = load_config(with_plan(project_dir, breach="revert"))
+    project = Project(config, open_store(config.store), clock=lambda: NOW)
+    publish(project, web, channel="beta", label="1.0.0")
+    promote(project, source="beta", target="production", rollout=1)
+    report(db, "1.0.0", installs=300, failures=60, at=NOW + timedelta(hours=1))
+    result = run_guard(
+        at(project, NOW + timedelta(hours=2)), channel="production", db=db, dry_run=True
+    )
+    assert "would revert production from 1.0.0 to the app's builtin build" in result.summary()
+    assert result.short().startswith("guard revert 1.0.0: 300 installs, 60 failed, upper ")
+    assert len(result.short()) <= 140
+    doc = result.to_dict()
+    assert doc["to_release"] == "builtin"
+    assert doc["acted"] is False
+    assert doc["manifest_version"] is None
+    real = run_guard(project, channel="production", db=db)
+    head = history(project, "production")[-1]
+    assert real.acted
+    assert head.builtin
+    assert head.event.startswith("revert to builtin (guard: ")
+
+
+def test_a_hold_reads_as_json_and_in_short(staged: Project, db: SqliteStatsDb) -> None:
+    report(db, "1.1.0", installs=50, at=NOW + timedelta(hours=1))
+    result = run_guard(at(staged, NOW + timedelta(hours=2)), channel="production", db=db)
+    doc = result.to_dict()
+    assert doc["action"] == "hold"
+    assert doc["hold"] == "waiting_time"
+    assert "for 2.0 h of 24 h" in str(doc["reason"])
+    assert doc["evidence"]["installs"] == 50  # type: ignore[index]
+    assert result.short() == "guard held: waiting time"
+    assert result.summary().startswith("guard held production: 1.1.0 has been at 1 % for 2.0 h")
+
+
+def test_a_pause_reads_in_words(staged: Project, db: SqliteStatsDb) -> None:
+    report(db, "1.1.0", installs=300, failures=30, at=NOW + timedelta(hours=2))
+    dry = run_guard(at(staged, NOW + timedelta(hours=3)), channel="production", db=db, dry_run=True)
+    assert dry.summary().startswith("guard would pause 1.1.0 on production at 1 %; evidence: ")
+    done = run_guard(staged, channel="production", db=db)
+    assert done.summary().startswith("guard paused 1.1.0 on production at 1 %; evidence: ")
+    assert done.to_dict()["manifest_version"] == history(staged, "production")[-1].version
