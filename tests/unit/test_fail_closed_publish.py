@@ -292,3 +292,21 @@ def test_native_packages_in_the_config_replace_the_rule(tmp_path: Path, web: Pat
     ops.publish(project, _variant(web, "two"), channel="beta", label="1.1.0")
     _package(web.parent, **{"my-bridge": "2.0.0", "@capacitor/core": "7.0.0"})
     _refused(project, _variant(web, "three"), "my-bridge 1.0.0 → 2.0.0")
+
+
+def test_capgo_same_build_on_a_staged_rollout_stays_a_noop(tmp_path: Path, web: Path) -> None:
+    directory = tmp_path / "capgo-project"
+    init_project(APP, directory, now=NOW, formats=("sealed", "capgo"))
+    config = load_config(directory / "otaseal.yml")
+    project = ops.Project(config, ops.open_store(config.store), clock=lambda: NOW)
+    _package(web.parent)
+    first = ops.publish(project, web, channel="beta", label="1.0.0", rollout=10)
+    assert first.release.capgo is not None
+    _package(web.parent, **{"@capacitor/android": "7.0.0"})
+    before = _store_files(project)
+    notices: list[str] = []
+    again = ops.publish(project, web, channel="beta", notice=notices.append)
+    assert again.noop
+    assert "nothing published" in notices[-1]
+    assert _store_files(project) == before  # the Capgo artifact is not made again either
+    _refused(project, _variant(web, "two"), "staged rollout")
