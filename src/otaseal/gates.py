@@ -38,8 +38,8 @@ def verify_no_partial_rollout(current: Release | None, channel: str, *, replace:
         expected="a channel whose current release reaches every device (100 %) or none (0 %), "
         "so that a publish does not silently end a rollout someone is watching",
         fix=f"finish it (`otaseal rollout --channel {channel} --percent 100`) or revert it "
-        f"(`otaseal revert --channel {channel}`) first, or pass `--replace-rollout` (Action: "
-        "`replace-rollout: 'true'`) to replace it with this build; nothing was uploaded or signed",
+        f"(`otaseal revert --channel {channel}`) first, or pass `--replace-rollout` to replace "
+        "it with this build; nothing was uploaded or signed",
     )
 
 
@@ -83,8 +83,7 @@ def verify_native_compatible(
         fix="ship a native build with this change to the app stores first, then publish with "
         "`--native-min N` (N: that build's number) so that older apps keep a release they can "
         "run; or, when this web build does not depend on the change, pass "
-        "`--accept-incompatible` (Action: `accept-incompatible: 'true'`); nothing was uploaded "
-        "or signed",
+        "`--accept-incompatible`; nothing was uploaded or signed",
     )
 
 

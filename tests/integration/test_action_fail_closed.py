@@ -49,7 +49,9 @@ def test_staged_rollout_fails_the_step_until_replace_rollout(
     assert action("push", **publish_inputs(ws, label="1.4.2", rollout="10")).returncode == 0
     _change_build(ws, "v2")
     error = _refused(ws, gh, action, "staged rollout", label="1.4.3")
-    assert "replace-rollout: 'true'" in error
+    assert "set `replace-rollout: 'true'` to replace it" in error
+    assert "`command: rollout` with `channel: beta` and `rollout: 100`" in error
+    assert "--" not in error
     run = action("push", **publish_inputs(ws, label="1.4.3", replace_rollout="true"))
     assert run.returncode == 0, run.stdout
     assert "replaced the staged rollout of 1.4.2" in run.printed
@@ -75,7 +77,9 @@ def test_native_change_fails_the_step_until_native_min_or_accept(
     _change_build(ws, "v2")
     error = _refused(ws, gh, action, "native layer changed", label="1.4.3")
     assert "@capacitor/android 6.1.0 → 7.0.0" in error
-    assert "accept-incompatible: 'true'" in error
+    assert "set `accept-incompatible: 'true'`" in error
+    assert "`native-min: N` above the current release's (40)" in error
+    assert "--" not in error  # the Action's inputs, not the CLI's flags
     _refused(ws, gh, action, "native layer changed", label="1.4.3", native_min="40")
     run = action("push", **publish_inputs(ws, label="1.4.3", native_min="41"))
     assert run.returncode == 0, run.stdout
@@ -87,7 +91,8 @@ def test_native_change_fails_the_step_until_native_min_or_accept(
     _change_build(ws, "v3")
     run = action("push", **publish_inputs(ws, label="1.4.4", accept_incompatible="true"))
     assert run.returncode == 0, run.stdout
-    assert "accepted with --accept-incompatible" in run.printed
+    assert "accepted with `accept-incompatible: 'true'`" in run.printed
+    assert "--" not in run.printed.split("accepted with")[1].split("\n")[0]
 
 
 def test_project_dir_input(ws: Workspace, gh: GitHubStandIn, action: Any) -> None:

@@ -476,6 +476,7 @@ def run_command(
 
 
 def _notice(runner: Runner, text: str) -> None:
+    text = for_action(text, "publish")  # publish's notices name CLI flags
     if text.startswith("warning: "):
         runner.warning(text.removeprefix("warning: "), title="otaseal")
     else:

@@ -23,12 +23,19 @@ _INPUTS: Final = {
     "--percent": "rollout",
     "--label": "label",
     "--allow-file": "allow-file",
+    "--native-min": "native-min",
+    "--project-dir": "project-dir",
     "--store": "store",
     "--s3-endpoint": "s3-endpoint",
     "--config": "config",
 }
 _PER_COMMAND: Final = {"revert": {"--to": "release"}}
-_SWITCHES: Final = {"--pause": "rollout: pause", "--resume": "rollout: resume"}
+_SWITCHES: Final = {
+    "--pause": "rollout: pause",
+    "--resume": "rollout: resume",
+    "--replace-rollout": "replace-rollout: 'true'",
+    "--accept-incompatible": "accept-incompatible: 'true'",
+}
 _ACTION_COMMANDS: Final = frozenset({"publish", "promote", "rollout", "revert", "resign", "status"})
 _POSITIONAL: Final = {"publish": "build-dir"}
 

@@ -49,9 +49,16 @@ CASES = {
     "local commands and flags without an input stay": (
         "publish",
         "Make one with `otaseal keygen --kind capgo`; see `otaseal history --channel beta`; "
-        "--native-min 3 is above --native-max 2; `otaseal publish DIST --native-min 3`.",
+        "--native-max 2 is below 3; `otaseal publish DIST --native-max 3`.",
         "Make one with `otaseal keygen --kind capgo`; see `otaseal history --channel beta`; "
-        "--native-min 3 is above --native-max 2; `otaseal publish DIST --native-min 3`.",
+        "--native-max 2 is below 3; `otaseal publish DIST --native-max 3`.",
+    ),
+    "publish's native range and fail-closed overrides": (
+        "publish",
+        "`--native-min N` above 40; pass `--replace-rollout`, or --accept-incompatible; "
+        "see `--project-dir`",
+        "`native-min: N` above 40; set `replace-rollout: 'true'`, or "
+        "`accept-incompatible: 'true'`; see `project-dir:`",
     ),
 }
 
