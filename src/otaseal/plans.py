@@ -14,12 +14,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Literal, TypeGuard
 
 from otaseal.errors import ConfigError
+from otaseal.health.stats import DEFAULT_STALE_AFTER
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 OnBreach = Literal["pause", "revert"]
-DEFAULT_MAX_STATS_AGE = timedelta(hours=24)
+DEFAULT_MAX_STATS_AGE = DEFAULT_STALE_AFTER  # what status calls stale: one meaning of the word
 _PLAN_FIELDS = frozenset(
     {
         "steps",
@@ -165,7 +166,7 @@ def _rate(path: Path, channel: str, value: object) -> float:
 
 
 def _age(path: Path, channel: str, value: object) -> timedelta:
-    """Hours as a number, or ``30m``, ``6h``, ``2d``; absent means 24 hours."""
+    """Hours as a number, or ``30m``, ``6h``, ``2d``; absent means status's 6 hours."""
     expected = "a number of hours, or a duration like 30m, 6h or 2d"
     if value is None:
         return DEFAULT_MAX_STATS_AGE

@@ -47,7 +47,7 @@ def test_the_issue_example_parses(tmp_path: Path) -> None:
     assert plan.min_installs == 200
     assert plan.max_failure_rate == pytest.approx(0.02)
     assert plan.on_breach == "pause"
-    assert plan.max_stats_age == timedelta(hours=24)
+    assert plan.max_stats_age == timedelta(hours=6)  # status's --stale-after default
     assert plan.next_step(100) == 1000
     assert plan.next_step(2500) == 5000
     assert plan.next_step(10000) is None
