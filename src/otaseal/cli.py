@@ -197,7 +197,7 @@ def _change_lines(change: Change) -> list[str]:
 
 def cmd_publish(args: argparse.Namespace, out: Output) -> int:
     """Seal and publish a build."""
-    from otaseal.operations import publish  # noqa: PLC0415
+    from otaseal.publishing import publish  # noqa: PLC0415
 
     project = _project(args)
     with out.progress() as progress:

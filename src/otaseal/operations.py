@@ -1,4 +1,4 @@
-"""Release management: publish, promote, rollout, revert, resign, history, status.
+"""Release management: promote, rollout, revert, resign, history, status (publish: ``publishing``).
 
 Every change is a new signed channel manifest written in the store protocol's order: bundle →
 versioned manifest (create-only; creating ``<version>.json`` is what claims the version) →
@@ -13,15 +13,12 @@ import contextlib
 import os
 import re
 import secrets as _random
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from otaseal import dsse, gates, trust
-from otaseal.counters import claim_counter
+from otaseal import dsse, trust
 from otaseal.errors import (
     ConflictError,
     InputError,
@@ -38,17 +35,11 @@ from otaseal.model import (
     Root,
     channel_role,
 )
-from otaseal.progress import NO_PROGRESS
-from otaseal.store import bundle_key, capgo_key, index_key, manifest_key, pointer_key, root_key
+from otaseal.store import bundle_key, capgo_key, manifest_key, pointer_key, root_key
 
 if TYPE_CHECKING:
-    from otaseal.archive import Index, PackResult
     from otaseal.config import Config
-    from otaseal.crypto import CapgoPrivateKey, DecryptionKey, RecipientKey
-    from otaseal.formats.capgo import CapgoResult
-    from otaseal.formats.sealed import SealResult
-    from otaseal.native import NativeLayer
-    from otaseal.progress import Progress
+    from otaseal.crypto import CapgoPrivateKey, RecipientKey
     from otaseal.secrets import Masker
     from otaseal.store import Storage
 
@@ -349,34 +340,7 @@ def _new_salt() -> str:
     return _random.token_hex(16)
 
 
-# --- publish -----------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    """What publish did."""
-
-    change: Change
-    release: Release
-    warnings: tuple[str, ...]
-    store: str
-    replaced_rollout: Release | None = None
-    """The staged rollout this publish replaced (``--replace-rollout``), if any."""
-    native_fingerprint: str | None = None
-
-    @property
-    def noop(self) -> bool:
-        """Whether the same build was already the channel's current release."""
-        return self.change.noop
-
-    @property
-    def capgo_path(self) -> str | None:
-        """Where the release's Capgo artifact is: the store's name joined with its key."""
-        capgo = self.release.capgo
-        if capgo is None:
-            return None
-        app = self.change.manifest.app
-        return self.store.rstrip("/") + "/" + capgo_key(app, capgo.sha256)
-
-
+# --- labels ------------------------------------------------------------------------------------
 def check_label(label: str) -> str:
     """A release label people read, e.g. 1.4.2."""
     if not LABEL_RE.fullmatch(label):
@@ -386,27 +350,6 @@ def check_label(label: str) -> str:
             fix="pass a version such as `--label 1.4.2`",
         )
     return label
-
-
-def verify_label_unused(
-    label: str, plaintext_sha256: str, channels: Mapping[str, Sequence[Release]]
-) -> None:
-    """Refuse a label that already names a different build on one of the app's channels.
-
-    A label is how people name a release to promote or revert, so it must name one build. The
-    same build (same plaintext) may carry its label to another channel.
-    """
-    for name, releases in channels.items():
-        for release in releases:
-            if release.label == label and release.plaintext_sha256 != plaintext_sha256:
-                raise InputError(
-                    f"label {label!r} already names another build on {name} ({release.short}, "
-                    f"published {release.published:%Y-%m-%d %H:%M} UTC)",
-                    expected="a label that names one build, so that promoting or reverting by "
-                    "label finds exactly one release",
-                    fix=f"pass a label that says which build this is, e.g. `--label "
-                    f"{label[:48]}+<commit>`, or leave the label out for r<counter>",
-                )
 
 
 def find_release(releases: Sequence[Release], ref: str, channel: str) -> Release | None:
@@ -429,295 +372,6 @@ def find_release(releases: Sequence[Release], ref: str, channel: str) -> Release
         if len(hits) == 1:
             return next(iter(hits.values()))
     return None
-
-
-def publish(
-    project: Project,
-    build_dir: Path,
-    *,
-    channel: str,
-    label: str | None = None,
-    rollout: float = 100.0,
-    native_min: int | None = None,
-    native_max: int | None = None,
-    commit: str | None = None,
-    pr: int | None = None,
-    allow: Sequence[str] = (),
-    notice: Notice = _quiet,
-    progress: Progress = NO_PROGRESS,
-    project_dir: Path | None = None,
-    replace_rollout: bool = False,
-    accept_incompatible: bool = False,
-) -> PublishResult:
-    """Pack, seal and sign ``build_dir`` as the newest release of ``channel``.
-
-    ``progress`` hears of packing, writing the sealed bundle and uploading it. Fail-closed
-    (``gates``): a staged rollout is replaced only with ``replace_rollout``, and a changed native
-    layer (read from ``project_dir``) needs a higher ``native_min`` or ``accept_incompatible``.
-    """
-    project.config.check_channel(channel)
-    basis_points = percent_to_bp(rollout)
-    if label is not None:
-        check_label(label)
-    if native_min is not None and native_max is not None and native_min > native_max:
-        raise InputError(
-            f"--native-min {native_min} is above --native-max {native_max}",
-            fix="swap them or drop one",
-        )
-    signer = project.signer(channel)
-    recipients = project.recipients()
-    report_to = project.report_recipient()
-    capgo_signer = project.capgo_key()
-    layer = _read_native_layer(project.config, build_dir, project_dir, notice)
-    replaced: Release | None = None
-    with tempfile.TemporaryDirectory(prefix="otaseal-publish-") as tmp:
-        allowed = (*project.config.allow, *allow)
-        made = _pack_formats(
-            build_dir, Path(tmp), recipients, capgo_signer, allowed, progress=progress
-        )
-        packed, sealed, capgo = made.packed, made.sealed, made.capgo
-        for warning in packed.warnings:
-            notice(f"warning: {warning}")
-        ensure_roots(project)
-        others = {
-            c: m.releases
-            for c in project.config.channels
-            if c != channel and (m := _channel_manifest(project, c))
-        }
-        # Counters already in manifests (stores from before counter claims have no claims).
-        counter_floor = max((r.counter for rs in others.values() for r in rs), default=0)
-        uploaded = False
-        claimed = 0
-
-        def build(head: Head) -> ChannelManifest | None:
-            nonlocal uploaded, claimed, replaced
-            current = head.manifest.current if head.manifest else None
-            if current is not None and _same_build(current, packed.sha256, capgo):
-                return None
-            replaced = gates.verify_publish(
-                current,
-                layer,
-                channel,
-                native_min=native_min,
-                replace_rollout=replace_rollout,
-                accept_incompatible=accept_incompatible,
-            )
-            if label is not None:
-                mine = head.manifest.releases if head.manifest else ()
-                verify_label_unused(label, packed.sha256, {channel: mine, **others})
-            if not uploaded:
-                progress.start("uploading")
-                _upload(project, made, report_to)
-                uploaded = True
-            listed = head.manifest.releases if head.manifest else ()
-            above = max([counter_floor, *(r.counter for r in listed)])
-            counter = claimed = _release_counter(project, channel, sealed.sha256, above, claimed)
-            release = Release(
-                label=label or f"r{counter}",
-                counter=counter,
-                sha256=sealed.sha256,
-                length=sealed.length,
-                plaintext_sha256=packed.sha256,
-                plaintext_length=packed.length,
-                files=len(packed.index.files),
-                unpacked_size=packed.index.total_size,
-                published=project.clock(),
-                native_min=native_min,
-                native_max=native_max,
-                rollout_bp=basis_points,
-                rollout_salt=_new_salt(),
-                commit=commit,
-                pr=pr,
-                capgo=capgo.artifact() if capgo is not None else None,
-                native_fingerprint=layer.fingerprint if layer is not None else None,
-                native_packages=tuple(layer.packages.items()) if layer is not None else None,
-            )
-            return _next_manifest(
-                project,
-                head,
-                channel,
-                event=f"publish {release.label}",
-                releases=(release, *listed),
-            )
-
-        change = change_channel(project, channel, build, signer)
-    current = change.manifest.current
-    assert current is not None  # noqa: S101 - a publish always leaves a current release
-    if change.healed:
-        notice(
-            f"completed an interrupted publish: {channel} now serves {current.short} "
-            f"(manifest v{change.manifest.version})"
-        )
-    elif change.noop:
-        notice(f"{channel} already serves this build as {current.short}; nothing published")
-    else:
-        _fail_closed_notices(change, replaced, layer, native_min, notice)
-    return PublishResult(
-        change,
-        current,
-        packed.warnings,
-        project.store.describe(),
-        replaced_rollout=None if change.noop else replaced,
-        native_fingerprint=layer.fingerprint if layer is not None else None,
-    )
-
-
-def _read_native_layer(
-    config: Config, build_dir: Path, explicit: Path | None, notice: Notice
-) -> NativeLayer | None:
-    """This build's native layer; a notice, never a refusal, when there is no package.json."""
-    from otaseal.native import DEFAULT_NATIVE_PACKAGES, project_dir_for, read_native_layer  # noqa: PLC0415
-
-    where = project_dir_for(build_dir, explicit, Path.cwd())
-    patterns = config.native_packages
-    layer = read_native_layer(where, DEFAULT_NATIVE_PACKAGES if patterns is None else patterns)
-    if layer is None:
-        notice(
-            f"no package.json in {where}: the native layer is not fingerprinted, so publish "
-            "cannot tell a web build that needs new native plugins (pass `--project-dir`)"
-        )
-    return layer
-
-
-def _fail_closed_notices(
-    change: Change,
-    replaced: Release | None,
-    layer: NativeLayer | None,
-    native_min: int | None,
-    notice: Notice,
-) -> None:
-    """Say what a publish let through: a replaced rollout, a native change with its reason."""
-    if replaced is not None:
-        notice(
-            f"replaced the staged rollout of {replaced.short} on {change.channel} "
-            f"({replaced.rollout_bp / 100:g} %{', paused' if replaced.paused else ''}) "
-            "with this build (--replace-rollout)"
-        )
-    moved = gates.native_change(change.previous, layer)
-    if moved is not None and layer is not None and change.previous is not None:
-        why = (
-            f"for native builds from {native_min} on"
-            if gates.is_new_native_range(change.previous, native_min)
-            else "accepted with --accept-incompatible"
-        )
-        notice(
-            f"the native layer changed since {change.previous.short} "
-            f"({moved.describe(layer.config_file)}): {why}"
-        )
-
-
-def _release_counter(project: Project, channel: str, sha256: str, above: int, claimed: int) -> int:
-    """This publish's own claim while it is still above ``above``, else a newly claimed one.
-
-    A claim made before losing a race on the channel is dropped when the winner's release has a
-    higher counter, so counters keep increasing with the channel's versions (gaps are allowed).
-    """
-    if claimed > above:
-        return claimed
-    return claim_counter(
-        project.store,
-        project.app,
-        above=max(above, claimed),
-        channel=channel,
-        sha256=sha256,
-        now=project.clock(),
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _Made:
-    """One pass over the build: the zip's facts and the files of each format, still local."""
-
-    packed: PackResult
-    sealed: SealResult
-    sealed_path: Path
-    capgo: CapgoResult | None
-    capgo_path: Path
-
-
-def _pack_formats(
-    build_dir: Path,
-    tmp: Path,
-    recipients: Sequence[RecipientKey],
-    capgo_signer: CapgoPrivateKey | None,
-    allow: Sequence[str],
-    *,
-    progress: Progress = NO_PROGRESS,
-) -> _Made:
-    """Pack once; the zip streams into the sealed writer and, when asked, the Capgo writer."""
-    from otaseal.archive import pack  # noqa: PLC0415 - keep CLI start-up light
-    from otaseal.formats.capgo import CapgoWriter, Tee  # noqa: PLC0415
-    from otaseal.formats.sealed import SealWriter  # noqa: PLC0415
-
-    sealed_path, capgo_path = tmp / "bundle.cub", tmp / "bundle.capgo.zip"
-    capgo = None
-    with sealed_path.open("wb") as out, contextlib.ExitStack() as stack:
-        writer = SealWriter(out, recipients)
-        if capgo_signer is None:
-            packed = pack(build_dir, writer, allow=allow, progress=progress)
-        else:
-            capgo_out = stack.enter_context(capgo_path.open("wb"))
-            capgo_writer = CapgoWriter(capgo_out, capgo_signer)
-            packed = pack(build_dir, Tee(writer, capgo_writer), allow=allow, progress=progress)
-            capgo = capgo_writer.close()
-        sealed = writer.close()
-    if capgo is not None and capgo.plaintext_sha256 != packed.sha256:  # pragma: no cover
-        raise StoreError("the Capgo artifact was not made from the packed zip; nothing published")
-    return _Made(packed, sealed, sealed_path, capgo, capgo_path)
-
-
-def _upload(project: Project, made: _Made, report_to: RecipientKey | None) -> None:
-    """Content-addressed, create-only uploads, all before the versioned manifest names them."""
-    app = project.app
-    project.store.create_from_file(bundle_key(app, made.sealed.sha256), made.sealed_path)
-    if made.capgo is not None:
-        project.store.create_from_file(capgo_key(app, made.capgo.sha256), made.capgo_path)
-    if report_to is not None:
-        project.store.create(
-            index_key(app, made.sealed.sha256),
-            _seal_bytes(made.packed.index.to_json(), report_to),
-        )
-
-
-def _same_build(current: Release, plaintext_sha256: str, capgo: CapgoResult | None) -> bool:
-    """A no-op publish: the same zip, and a Capgo artifact already there when one is wanted.
-
-    The Capgo artifact's bytes differ on every run (fresh AES key and IV), so it is compared by
-    the key that made it, not by digest.
-    """
-    if current.plaintext_sha256 != plaintext_sha256:
-        return False
-    return capgo is None or (current.capgo is not None and current.capgo.key_id == capgo.key_id)
-
-
-def _seal_bytes(data: bytes, recipient: RecipientKey) -> bytes:
-    import io  # noqa: PLC0415
-
-    from otaseal.formats.sealed import SealWriter  # noqa: PLC0415
-
-    out = io.BytesIO()
-    writer = SealWriter(out, [recipient])
-    writer.write(data)
-    writer.close()
-    return out.getvalue()
-
-
-def read_index(project: Project, release: Release, report_key: DecryptionKey) -> Index | None:
-    """A release's file index, readable with the CI report key; None when not stored."""
-    import io  # noqa: PLC0415
-
-    from otaseal.archive import Index  # noqa: PLC0415
-    from otaseal.formats.sealed import open_sealed  # noqa: PLC0415
-
-    try:
-        data = project.store.fetch(
-            index_key(project.app, release.sha256), max_bytes=64 * 1024 * 1024
-        )
-    except NotFoundError:
-        return None
-    out = io.BytesIO()
-    open_sealed(io.BytesIO(data), report_key, out, max_plaintext=64 * 1024 * 1024)
-    return Index.from_json(out.getvalue())
 
 
 # --- promote, rollout, revert, resign ----------------------------------------------------------
@@ -1062,3 +716,15 @@ def release_dict(release: Release | None) -> dict[str, object] | None:
         "pr": release.pr,
         "capgo": release.capgo.to_dict() if release.capgo else None,
     }
+
+
+_PUBLISHING = frozenset({"PublishResult", "publish", "read_index", "verify_label_unused"})
+
+
+def __getattr__(name: str) -> object:
+    """``operations.publish`` and friends, which moved to :mod:`otaseal.publishing`."""
+    if name in _PUBLISHING:
+        from otaseal import publishing  # noqa: PLC0415 - publishing imports this module
+
+        return getattr(publishing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,7 @@ from serve_support import Client, serve_in_thread
 from test_action import PR, REPO, Workspace, event_payload, finish, runner_env
 
 from otaseal import github as github_module
-from otaseal import operations
+from otaseal import operations, publishing
 from otaseal.action import entrypoint
 from otaseal.config import load_config
 from otaseal.operations import Project, history, open_store, promote, publish, read_head
@@ -230,6 +230,7 @@ def make_world(
     init_project(APP, root, now=START - timedelta(days=3), formats=["sealed", "capgo"])
     # a fixed rollout salt, so the cohorts (and every count below) are the same on every run
     monkeypatch.setattr(operations, "_new_salt", lambda: "5a17" * 8)
+    monkeypatch.setattr(publishing, "_new_salt", lambda: "5a17" * 8)
     config_path = root / "otaseal.yml"
     config_path.write_text(config_path.read_text() + PLAN.format(breach=breach))
     config = load_config(config_path)

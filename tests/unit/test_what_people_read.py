@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from otaseal import operations
+from otaseal import publishing
 from otaseal.cli import main
 from otaseal.project import init_project
 from tests.conftest import EXAMPLE_WEB, NOW
@@ -100,7 +100,7 @@ def test_a_label_that_names_two_builds_is_an_ambiguous_reference(
 ) -> None:
     """Stores written before labels were checked can hold one label for two builds."""
     monkeypatch.chdir(project_dir)
-    monkeypatch.setattr(operations, "verify_label_unused", lambda *_args: None)
+    monkeypatch.setattr(publishing, "verify_label_unused", lambda *_args: None)
     assert _cli(capsys, "publish", str(web), "--channel", "beta", "--label", "1.4.2")[0] == 0
     (web / "app.js").write_text("console.log('v2')\n")
     assert _cli(capsys, "publish", str(web), "--channel", "beta", "--label", "1.4.2")[0] == 0

@@ -44,14 +44,13 @@ from otaseal.operations import (
     Project,
     open_store,
     promote,
-    publish,
     read_head,
-    read_index,
     resign,
     revert,
     set_rollout,
     status,
 )
+from otaseal.publishing import publish, read_index
 from otaseal.secrets import describe_ref, resolve_bytes
 
 if TYPE_CHECKING:
