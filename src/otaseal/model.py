@@ -18,7 +18,7 @@ from otaseal import jsonread
 from otaseal.crypto import PublicKey
 from otaseal.errors import InputError, MalformedMetadataError, WrongTargetError
 
-SPEC_VERSION = "1.1"  # 1.1: the optional `capgo` member of a release entry
+SPEC_VERSION = "1.2"  # 1.1: optional `capgo`; 1.2: optional `delta` and `capgo.files`
 SPEC_MAJOR = 1
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
 # App ids keep their case: iOS bundle ids and Android application ids are often mixed-case
@@ -33,6 +33,7 @@ TIME_RE = re.compile(
 )
 FULL_ROLLOUT = 10_000  # basis points
 MAX_RELEASES = 5
+MAX_PATCHES = 8  # per release; `publish` makes at most 3 by default (SPEC §19)
 
 
 def check_app_id(value: str) -> str:
@@ -274,6 +275,29 @@ CAPGO_CHECKSUM_RE = re.compile(r"[0-9a-f]{512}")
 
 
 @dataclass(frozen=True, slots=True)
+class CapgoFiles:
+    """The signed pointer to a release's per-file Capgo list (manifest mode, SPEC §17.1).
+
+    The list itself is a separate, content-addressed object so that the channel manifest stays
+    small; its digest here is what makes every entry in it signed.
+    """
+
+    sha256: str  # of the list object; store key <app>/bundles/<sha256>.capgo-files.json
+    length: int
+    count: int  # entries in the list: every file of the bundle
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form inside ``capgo``."""
+        return {"sha256": self.sha256, "length": self.length, "count": self.count}
+
+    @classmethod
+    def from_dict(cls, doc: object, where: str) -> CapgoFiles:
+        """Parse ``capgo.files``."""
+        r = _Reader(doc, where)
+        return cls(sha256=r.digest("sha256"), length=r.int_("length"), count=r.int_("count"))
+
+
+@dataclass(frozen=True, slots=True)
 class CapgoArtifact:
     """The same release in Capgo's "encryption v2" format, for ``@capgo/capacitor-updater``.
 
@@ -286,16 +310,20 @@ class CapgoArtifact:
     session_key: str  # base64(IV) ":" base64(RSA type-1 block of the AES key)
     checksum: str  # 512 lowercase hex: RSA type-1 block over the raw SHA-256 of the zip ("V3")
     key_id: str  # the plugin's key_id of the public key (first 20 base64 chars of the PKCS#1 body)
+    files: CapgoFiles | None = None  # spec 1.2: the per-file list for the plugin's manifest mode
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON form inside a release entry."""
-        return {
+        """JSON form inside a release entry (``files`` only when the release has the list)."""
+        doc: dict[str, Any] = {
             "sha256": self.sha256,
             "length": self.length,
             "session_key": self.session_key,
             "checksum": self.checksum,
             "key_id": self.key_id,
         }
+        if self.files is not None:
+            doc["files"] = self.files.to_dict()
+        return doc
 
     @classmethod
     def from_dict(cls, doc: object, where: str) -> CapgoArtifact:
@@ -317,7 +345,81 @@ class CapgoArtifact:
             session_key=session_key,
             checksum=checksum,
             key_id=key_id,
+            files=None
+            if r.doc.get("files") is None
+            else CapgoFiles.from_dict(r.doc["files"], f"{where}.files"),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Patch:
+    """A sealed delta that turns an earlier release's files into this release's (SPEC §19).
+
+    Sealed and addressed like a bundle (``<app>/bundles/<sha256>.cub``); a device takes it only
+    when ``base`` is the bundle it runs, and still checks every resulting file against the
+    release's index, whose digest is signed next to it.
+    """
+
+    base: str  # bundle.sha256 of the release the patch applies to
+    sha256: str  # of the sealed patch
+    length: int
+    plaintext_sha256: str
+    plaintext_length: int
+    base_label: str = ""  # informative: the base release's label
+    changed: int = 0  # informative: files not copied unchanged from the base
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form inside ``delta.patches``."""
+        return {
+            "base": self.base,
+            "base_label": self.base_label,
+            "bundle": {"sha256": self.sha256, "length": self.length},
+            "plaintext": {"sha256": self.plaintext_sha256, "length": self.plaintext_length},
+            "changed": self.changed,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: object, where: str) -> Patch:
+        """Parse one ``delta.patches`` entry; the informative members default when absent."""
+        r = _Reader(doc, where)
+        bundle, plain = r.sub("bundle"), r.sub("plaintext")
+        return cls(
+            base=r.digest("base"),
+            sha256=bundle.digest("sha256"),
+            length=bundle.int_("length"),
+            plaintext_sha256=plain.digest("sha256"),
+            plaintext_length=plain.int_("length"),
+            base_label=r.get("base_label", str, optional=True) or "",
+            changed=r.nat("changed", optional=True) or 0,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """A release's optional ``delta`` member (spec 1.2): its index digest and its patches."""
+
+    index: str  # SHA-256 of the release's `.otaseal/index.json` bytes
+    patches: tuple[Patch, ...] = ()
+
+    def patch_from(self, base: str) -> Patch | None:
+        """The patch that starts from bundle ``base``, or None."""
+        return next((p for p in self.patches if p.base == base), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form inside a release entry."""
+        return {"index": self.index, "patches": [p.to_dict() for p in self.patches]}
+
+    @classmethod
+    def from_dict(cls, doc: object, where: str) -> Delta:
+        """Parse ``delta``: at most MAX_PATCHES patches, each from a different base."""
+        r = _Reader(doc, where)
+        raw = r.get("patches", list)
+        if len(raw) > MAX_PATCHES:
+            raise _Reader._bad(f"{where}.patches", f"at most {MAX_PATCHES} patches")  # noqa: SLF001
+        patches = tuple(Patch.from_dict(p, f"{where}.patches[{i}]") for i, p in enumerate(raw))
+        if len({p.base for p in patches}) != len(patches):
+            raise _Reader._bad(f"{where}.patches", "one patch per base release")  # noqa: SLF001
+        return cls(index=r.digest("index"), patches=patches)
 
 
 @dataclass(frozen=True, slots=True)
@@ -343,6 +445,7 @@ class Release:
     capgo: CapgoArtifact | None = None
     native_fingerprint: str | None = None
     native_packages: tuple[tuple[str, str], ...] | None = None
+    delta: Delta | None = None  # spec 1.2: index digest and patches from earlier releases
 
     @property
     def short(self) -> str:
@@ -383,6 +486,8 @@ class Release:
         if self.native_fingerprint is not None:
             doc["native_fingerprint"] = self.native_fingerprint
             doc["native_packages"] = dict(self.native_packages or ())
+        if self.delta is not None:
+            doc["delta"] = self.delta.to_dict()
         return doc
 
     @classmethod
@@ -414,6 +519,9 @@ class Release:
             capgo=None
             if r.doc.get("capgo") is None
             else CapgoArtifact.from_dict(r.doc["capgo"], f"{where}.capgo"),
+            delta=None
+            if r.doc.get("delta") is None
+            else Delta.from_dict(r.doc["delta"], f"{where}.delta"),
             **_native_layer(r.doc),
         )
 

@@ -30,11 +30,14 @@ import sys
 import tempfile
 import zipfile
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import negative_cases  # siblings: this folder is on sys.path as a script and under pytest
+import vectors_capgo_files
+import vectors_delta
 from vector_keys import (
     VectorKeys,
     ecdsa_der_to_raw,
@@ -551,6 +554,16 @@ def multipiece_vector(zip_bytes: bytes, build: Mapping[str, bytes]) -> dict[str,
     }
 
 
+@dataclass(frozen=True)
+class VectorContext:
+    """What the spec-1.2 vector modules get: the fixed keys, the pinned sealer, the files so far."""
+
+    keys: VectorKeys
+    sealer: Any
+    vectors: dict[str, bytes]
+    pack_build: Any
+
+
 def generate(out: Path, *, pin_from: Path | None = None, fresh_wrap: bool = False) -> bool:
     """Write every vector into ``out``; return whether every wrapped key was pinned."""
     keys = VectorKeys.make()
@@ -689,6 +702,11 @@ def generate(out: Path, *, pin_from: Path | None = None, fresh_wrap: bool = Fals
             pack_build=pack_build,
         )
     )
+
+    # Spec 1.2: sealed deltas (§19) and the Capgo per-file list (§17.1), each in its own module.
+    more = VectorContext(keys=keys, sealer=sealer, vectors=files, pack_build=pack_build)
+    files |= vectors_delta.generate(more)
+    files |= vectors_capgo_files.generate(more)
 
     shutil.rmtree(out / negative_cases.FOLDER, ignore_errors=True)  # cases may be renamed
     for name, data in files.items():
