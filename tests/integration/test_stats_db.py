@@ -118,6 +118,17 @@ def test_an_empty_batch_records_nothing(db: StatsDb) -> None:
     assert db.counts(since=T0 - DAY, until=T0 + DAY) == []
 
 
+def test_sqlite_a_batch_another_worker_stored_is_not_counted_twice(tmp_path: Path) -> None:
+    # Each worker process remembers only its own keys; the table's key catches the rest.
+    one = SqliteStatsDb(tmp_path / "s.sqlite", clock=clock)
+    one.migrate()
+    two = SqliteStatsDb(tmp_path / "s.sqlite", clock=clock)
+    batch = [event("download_complete", "1.1"), event("set", "1.1", old="1.0")]
+    assert (one.record(batch), two.record(batch), one.record(batch)) == (2, 0, 0)
+    one.close()
+    two.close()
+
+
 def test_duplicates_inside_one_batch_count_once(db: StatsDb) -> None:
     assert db.record([event("set", "1.1"), event("set", "1.1")]) == 1
 

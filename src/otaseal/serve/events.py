@@ -132,6 +132,38 @@ def row(event: StatsEvent, *, now_ms: int) -> Row:
     )
 
 
+class RecentKeys:
+    """Keys this process stored lately, so that known duplicates never reach the database.
+
+    A device checks for updates many times a minute under load, and its ``check`` events within
+    one minute share a key: the database would drop them by ``ON CONFLICT`` only after a B-tree
+    lookup inside the writer's transaction, which was most of the writer's time
+    (docs/BENCHMARKS.md, "Update endpoint load"). Only a cache: forgetting a key (past ``limit``,
+    or in another worker process) just leaves the duplicate to the database's constraint.
+    """
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._seen: set[str] = set()
+        self._limit = limit
+
+    def fresh(self, rows: list[Row]) -> list[Row]:
+        """The rows whose key is not known yet, each key once."""
+        seen = self._seen
+        out: list[Row] = []
+        batch: set[str] = set()
+        for r in rows:
+            if r[0] not in seen and r[0] not in batch:
+                batch.add(r[0])
+                out.append(r)
+        return out
+
+    def remember(self, rows: list[Row]) -> None:
+        """Note keys the database now holds (call after the commit)."""
+        if len(self._seen) + len(rows) > self._limit:
+            self._seen.clear()
+        self._seen.update(r[0] for r in rows)
+
+
 def to_ms(moment: datetime) -> int:
     """Milliseconds since the epoch; a naive datetime is taken as UTC."""
     if moment.tzinfo is None:

@@ -9,6 +9,7 @@ autocommit; writes and multi-query reads take an explicit transaction. Batches g
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -90,6 +91,8 @@ class PostgresStatsDb:
     ) -> None:
         self._where = redact(conninfo)
         self._clock = clock
+        self._recent = ev.RecentKeys()
+        self._recent_lock = threading.Lock()
         with self._errors("connecting to"):
             psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT_S).close()
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
@@ -171,12 +174,18 @@ class PostgresStatsDb:
             return 0
         now = self._now_ms()
         rows = [ev.row(e, now_ms=now) for e in events]
-        columns = [list(c) for c in zip(*rows, strict=True)]
         failures = [(r[1], r[2], r[5], r[11]) for r in rows if r[3] == rollup.ROLLBACK]
+        with self._recent_lock:
+            fresh = self._recent.fresh(rows)
+        new = 0
         with self._conn("recording events in") as conn, conn.transaction():
-            new = conn.execute(_INSERT_EVENTS, columns).rowcount
+            if fresh:
+                columns = [list(c) for c in zip(*fresh, strict=True)]
+                new = conn.execute(_INSERT_EVENTS, columns).rowcount
             if failures:
                 conn.execute(_INSERT_FAILURES, [list(c) for c in zip(*failures, strict=True)])
+        with self._recent_lock:
+            self._recent.remember(fresh)
         return max(new, 0)
 
     def device(self, app: str, device_id: str) -> DeviceFacts:

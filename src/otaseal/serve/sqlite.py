@@ -100,6 +100,7 @@ class SqliteStatsDb:
                     fix="choose a --stats path in a folder this user can write",
                 ) from None
         self._lock = threading.Lock()
+        self._recent = ev.RecentKeys()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
@@ -212,11 +213,14 @@ class SqliteStatsDb:
         rows = [ev.row(e, now_ms=now) for e in events]
         failures = [(r[1], r[2], r[5], r[11]) for r in rows if r[3] == rollup.ROLLBACK]
         with self._write("recording events in") as conn:
+            fresh = self._recent.fresh(rows)
             before = conn.total_changes
-            conn.execute(_INSERT_EVENTS, (json.dumps(rows),))
+            if fresh:
+                conn.execute(_INSERT_EVENTS, (json.dumps(fresh),))
             new = conn.total_changes - before
             if failures:
                 conn.executemany(_INSERT_FAILURE, failures)
+        self._recent.remember(fresh)
         return new
 
     def device(self, app: str, device_id: str) -> DeviceFacts:

@@ -9,6 +9,8 @@ import pytest
 from otaseal.serve.db import StatsEvent
 from otaseal.serve.events import (
     MAX_LATE_MS,
+    RecentKeys,
+    Row,
     event_id,
     keyed,
     occurred_ms,
@@ -166,3 +168,23 @@ def test_to_ms_takes_naive_as_utc() -> None:
     assert to_ms(aware) == T
     assert to_ms(aware.replace(tzinfo=None)) == T
     assert to_ms(aware.astimezone(timezone(timedelta(hours=2)))) == T
+
+
+def _rows(*keys: str) -> list[Row]:
+    return [row(StatsEvent(**FIELDS, event_id=k, received_ms=T), now_ms=T) for k in keys]
+
+
+def test_recent_keys_drop_what_was_stored_and_duplicates_inside_a_batch() -> None:
+    recent = RecentKeys()
+    first = recent.fresh(_rows("a", "b", "a"))
+    assert [r[0] for r in first] == ["a", "b"]
+    assert [r[0] for r in recent.fresh(_rows("a", "c"))] == ["a", "c"]  # nothing remembered yet
+    recent.remember(first)
+    assert [r[0] for r in recent.fresh(_rows("a", "b", "c"))] == ["c"]
+
+
+def test_recent_keys_forget_everything_past_the_limit_rather_than_grow() -> None:
+    recent = RecentKeys(limit=3)
+    recent.remember(_rows("a", "b"))
+    recent.remember(_rows("c", "d"))  # 4 > 3: start over with these
+    assert [r[0] for r in recent.fresh(_rows("a", "b", "c", "d"))] == ["a", "b"]
