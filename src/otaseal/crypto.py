@@ -317,6 +317,7 @@ _AES_BLOCK = 16
 _CAPGO_PRIVATE_PEM = b"-----BEGIN RSA PRIVATE KEY-----"
 _CAPGO_PUBLIC_PEM = b"-----BEGIN RSA PUBLIC KEY-----"
 _TYPE1_MIN_PADDING = 8
+_CAPGO_CONTENT_KEY_LABEL = b"otaseal/capgo-content-key/v1\x00"  # then the app id
 _PKCS1 = serialization.PublicFormat.PKCS1
 _TRADITIONAL = serialization.PrivateFormat.TraditionalOpenSSL
 _CAPGO_FIX = (
@@ -394,6 +395,21 @@ class CapgoPrivateKey:
         if self.public.recover(block) != message:  # pragma: no cover - a fault, not an input
             raise DecryptionError("the RSA private-key operation gave a wrong result")
         return block
+
+    def content_key(self, app: str) -> tuple[bytes, bytes]:
+        """The app's stable AES-128 key and IV for its Capgo artifacts (docs/adr/0009).
+
+        HKDF-SHA256 of the private exponent: the same for every release, so an unchanged file
+        encrypts to the same stored object; a new Capgo key gives a new pair. Not a secret from
+        app holders: every ``session_key`` hands it to whoever has the public key.
+        """
+        okm = hkdf_sha256(
+            self._d.to_bytes(CAPGO_BLOCK_SIZE, "big"),
+            salt=b"",
+            info=_CAPGO_CONTENT_KEY_LABEL + app.encode(),
+            length=CAPGO_AES_KEY_SIZE + _AES_BLOCK,
+        )
+        return okm[:CAPGO_AES_KEY_SIZE], okm[CAPGO_AES_KEY_SIZE:]
 
     def to_pem(self) -> bytes:
         """Unencrypted PKCS#1 PEM (``BEGIN RSA PRIVATE KEY``), as Capgo's CLI writes it."""
