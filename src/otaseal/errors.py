@@ -109,6 +109,10 @@ class ArchiveError(BundleError):
     """The decrypted zip is unsafe or does not match its index."""
 
 
+class DeltaError(BundleError):
+    """A sealed patch is malformed, is for another release or base, or does not apply (§19)."""
+
+
 # --- storage, GitHub ---------------------------------------------------------------------------
 class StoreError(Error):
     """The store cannot be read or written."""
