@@ -1,0 +1,92 @@
+"""The Capgo per-file list and bodies (formats/capgo_files): what a device would get from them."""
+
+from __future__ import annotations
+
+import hashlib
+
+import brotli  # type: ignore[import-untyped]
+import pytest
+
+from otaseal import crypto
+from otaseal.errors import MalformedMetadataError
+from otaseal.formats import capgo_files
+from otaseal.formats.capgo import recover_checksum
+
+APP = "com.example.app"
+BIG = b"const answer = 42;\n" * 2000  # compresses well, over 8 KiB
+FILES = [
+    ("assets/app.js", BIG),
+    ("assets/empty.txt", b""),
+    ("assets/pre.js.br", b"not really brotli"),
+    ("index.html", b"<!doctype html><title>t</title>"),
+]
+
+
+@pytest.fixture(scope="module")
+def key() -> crypto.CapgoPrivateKey:
+    return crypto.generate_capgo_key()
+
+
+def _open(body: bytes, aes_key: bytes, iv: bytes, brotli_name: bool) -> bytes:
+    decryptor = crypto.CbcDecryptor(aes_key, iv)
+    plain = decryptor.update(body) + decryptor.finalize()
+    if brotli_name:
+        return b"" if plain == capgo_files.EMPTY_BROTLI else brotli.decompress(plain)
+    return plain
+
+
+def test_every_file_decodes_to_itself_under_the_app_content_key(
+    key: crypto.CapgoPrivateKey,
+) -> None:
+    built = capgo_files.build(FILES, key, APP)
+    listed = capgo_files.parse_list(built.list_object, count=len(FILES))
+    aes_key, iv = key.content_key(APP)
+    assert [f.path for f in listed.files] == [p for p, _ in FILES]
+    for entry, (_, data) in zip(listed.files, FILES, strict=True):
+        body = built.bodies[entry.body_sha256]
+        assert len(body) == entry.length
+        assert _open(body, aes_key, iv, entry.is_brotli) == data
+        assert recover_checksum(entry.file_hash, key.public) == hashlib.sha256(data).hexdigest()
+    names = {f.path: f.file_name for f in listed.files}
+    assert names == {
+        "assets/app.js": "assets/app.js.br",  # 38 KB of text: Brotli pays
+        "assets/empty.txt": "assets/empty.txt.br",  # the empty Brotli stream, never an empty body
+        "assets/pre.js.br": "assets/pre.js.br.br",  # else the plugin would strip its .br
+        "index.html": "index.html",  # under 8 KiB: as is
+    }
+    assert built.pointer.count == len(FILES)
+    assert built.pointer.sha256 == hashlib.sha256(built.list_object).hexdigest()
+
+
+def test_unchanged_files_make_the_same_objects_in_the_next_release(
+    key: crypto.CapgoPrivateKey,
+) -> None:
+    first = capgo_files.build(FILES, key, APP)
+    second = capgo_files.build([*FILES[:3], ("index.html", b"<!doctype html>v2")], key, APP)
+    assert len(set(second.bodies) - set(first.bodies)) == 1
+    other_app = capgo_files.build(FILES, key, "com.example.other")
+    assert not set(other_app.bodies) & set(first.bodies)
+
+
+def test_the_content_key_is_the_session_key_of_the_zip(key: crypto.CapgoPrivateKey) -> None:
+    assert key.content_key(APP) == key.content_key(APP)
+    assert key.content_key(APP) != crypto.generate_capgo_key().content_key(APP)
+
+
+def test_a_list_with_two_names_for_one_target_is_refused(key: crypto.CapgoPrivateKey) -> None:
+    built = capgo_files.build([("a.js", BIG), ("a.js.br", b"x")], key, APP)
+    listed = capgo_files.parse_list(built.list_object, count=2)
+    clash = capgo_files.FileList((listed.files[0], listed.files[0])).to_json()
+    with pytest.raises(MalformedMetadataError, match="two entries write"):
+        capgo_files.parse_list(clash, count=2)
+    with pytest.raises(MalformedMetadataError, match="3 files"):
+        capgo_files.parse_list(built.list_object, count=3)
+
+
+@pytest.mark.parametrize("name", ["../x", "/abs", "a\\b", "a//b", "./a", "a/\x00"])
+def test_a_list_with_an_unsafe_path_is_refused(key: crypto.CapgoPrivateKey, name: str) -> None:
+    built = capgo_files.build([("ok", b"1")], key, APP)
+    bad = built.list_object.replace(b'"file_name":"ok"', f'"file_name":"{name}"'.encode())
+    bad = bad.replace(b"\x00", b"\\u0000")
+    with pytest.raises(MalformedMetadataError, match="file_name"):
+        capgo_files.parse_list(bad, count=1)
