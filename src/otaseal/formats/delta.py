@@ -1,0 +1,468 @@
+"""Sealed deltas (SPEC §19): the patch plaintext, how a publisher makes it and a device reads it.
+
+A patch turns the files of one release (the *base*, already installed on the device) into the
+files of a newer one. It carries the new release's index byte for byte, so the device checks
+every file it builds against the same signed digests as a full install; the patch only says
+where each file's bytes come from: an unchanged base file (``copy``), or a zstd frame that may use
+one base file as a raw-content dictionary (``zstd``). Reading is pure: :func:`read_header` and
+:func:`check_header` take bytes and signed values and raise :class:`DeltaError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import stat
+import struct
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import zstandard
+
+from otaseal import jsonread
+from otaseal.archive import (  # the one set of path rules of SPEC §14
+    INDEX_PATH,
+    MAX_INDEX_SIZE,
+    Index,
+    _is_reserved,
+    _name_problem,
+    extract,
+)
+from otaseal.errors import DeltaError, InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import BinaryIO
+
+    from otaseal.archive import FileEntry
+
+__all__ = [
+    "MAGIC",
+    "MadePatch",
+    "Op",
+    "PatchHeader",
+    "check_header",
+    "extract_release",
+    "make_patch",
+    "read_header",
+]
+
+MAGIC = b"\x89OTD\r\n\x1a\n"
+FORMAT_VERSION = 1
+#: Largest zstd window a device must provide (SPEC §19): 128 MiB of memory at most.
+MAX_WINDOW_LOG = 27
+MAX_WINDOW = 1 << MAX_WINDOW_LOG
+#: Largest base file used as a dictionary; a larger one is only ever copied.
+MAX_DICT_SIZE = MAX_WINDOW
+MAX_OPS_SIZE = MAX_INDEX_SIZE
+#: Compression level of the publisher (measured, SPEC §19 "Parameters").
+LEVEL = 19
+_MIN_WINDOW_LOG = 17  # zstd's own default floor for small inputs at high levels
+_U32 = struct.Struct(">I")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_COPY, _ZSTD = "copy", "zstd"
+_READ = 1 << 20
+# A hash part of a bundler's file name: `index-DiwrgTda.js`, `app.3f9a1c2b.js`, `chunk-7XK2.css`.
+_HASHED = re.compile(r"^(?P<stem>.*?)[.~_-](?P<hash>[A-Za-z0-9_-]{6,})$")
+
+
+# --- the format ----------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Op:
+    """Where one file of the new release comes from: ``copy`` or ``zstd`` (SPEC §19)."""
+
+    op: str
+    source: str | None  # the base file (``from``); None: a zstd frame without a dictionary
+    length: int = 0  # payload bytes (zstd only)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form inside the ops document."""
+        if self.op == _COPY:
+            return {"op": _COPY, "from": self.source}
+        return {"op": _ZSTD, "from": self.source, "length": self.length}
+
+
+@dataclass(frozen=True, slots=True)
+class PatchHeader:
+    """A parsed patch: the new index (bytes and parsed), the ops and where each payload starts."""
+
+    index_json: bytes
+    base: str
+    target: str
+    ops: tuple[Op, ...]
+    payload_offset: int  # from the start of the patch plaintext
+
+    def payloads(self) -> tuple[tuple[int, int], ...]:
+        """``(offset, length)`` of each op's payload, ``(offset, 0)`` for a copy."""
+        spans, at = [], self.payload_offset
+        for op in self.ops:
+            spans.append((at, op.length))
+            at += op.length
+        return tuple(spans)
+
+
+def encode_header(index_json: bytes, ops: Sequence[Op], *, base: str, target: str) -> bytes:
+    """Magic, the index and the ops document; the payloads follow in op order."""
+    doc = {
+        "base": base,
+        "files": [op.to_dict() for op in ops],
+        "target": target,
+        "version": FORMAT_VERSION,
+    }
+    ops_json = _dumps(doc)
+    return MAGIC + _U32.pack(len(index_json)) + index_json + _U32.pack(len(ops_json)) + ops_json
+
+
+def _dumps(doc: object) -> bytes:
+    import json  # noqa: PLC0415 - writing only
+
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def _refuse(what: str, expected: str) -> DeltaError:
+    return DeltaError(
+        f"the patch {what}",
+        expected=expected,
+        fix="the device installs the full bundle instead; republish to make a new patch",
+    )
+
+
+def _read_exact(src: BinaryIO, size: int, what: str) -> bytes:
+    data = src.read(size)
+    if len(data) != size:
+        raise _refuse(f"ends inside its {what}", f"{size} bytes of {what}")
+    return data
+
+
+def read_header(src: BinaryIO, total: int) -> PatchHeader:
+    """Parse a patch plaintext of ``total`` bytes up to its payloads (SPEC §19 "Reading").
+
+    Checks the framing only: the caller checks the values against the signed release with
+    :func:`check_header`.
+    """
+    if _read_exact(src, len(MAGIC), "magic") != MAGIC:
+        raise _refuse("does not start with the delta magic", "89 4F 54 44 0D 0A 1A 0A")
+    (index_length,) = _U32.unpack(_read_exact(src, 4, "index length"))
+    if index_length > min(MAX_INDEX_SIZE, total):
+        raise _refuse(f"declares an index of {index_length} bytes", "an index that fits the patch")
+    index_json = _read_exact(src, index_length, "index")
+    (ops_length,) = _U32.unpack(_read_exact(src, 4, "ops length"))
+    if ops_length > min(MAX_OPS_SIZE, total):
+        raise _refuse(f"declares ops of {ops_length} bytes", "an ops document that fits the patch")
+    ops_json = _read_exact(src, ops_length, "ops")
+    offset = len(MAGIC) + 4 + index_length + 4 + ops_length
+    base, target, ops = _parse_ops(ops_json)
+    payload = sum(op.length for op in ops)
+    if offset + payload != total:
+        raise _refuse(
+            f"has {total - offset} bytes of payloads",
+            f"{payload}, the sum of the ops' lengths",
+        )
+    return PatchHeader(index_json, base, target, ops, offset)
+
+
+def _parse_ops(data: bytes) -> tuple[str, str, tuple[Op, ...]]:
+    try:
+        doc = jsonread.loads(data)
+    except jsonread.JsonError as exc:
+        raise _refuse(f"ops are not JSON of SPEC §1: {exc.detail}", "JSON of SPEC §1") from None
+    if not isinstance(doc, dict) or jsonread.integer(doc.get("version")) != FORMAT_VERSION:
+        raise _refuse("ops are not a version 1 document", '{"version": 1, ...}')
+    base, target, files = doc.get("base"), doc.get("target"), doc.get("files")
+    for name, value in (("base", base), ("target", target)):
+        if not isinstance(value, str) or not _SHA256_HEX.fullmatch(value):
+            raise _refuse(f'ops have no "{name}" digest', "64 lowercase hex digits")
+    if not isinstance(files, list):
+        raise _refuse('ops have no "files" list', "one op per file of the index")
+    ops = tuple(_parse_op(item, at) for at, item in enumerate(files))
+    return str(base), str(target), ops
+
+
+def _parse_op(item: object, at: int) -> Op:
+    if not isinstance(item, dict):
+        raise _refuse(f"op {at} is not an object", '{"op": "copy" | "zstd", "from": ...}')
+    kind, source = item.get("op"), item.get("from")
+    if kind not in {_COPY, _ZSTD}:
+        raise _refuse(f"op {at} is {kind!r}", '"copy" or "zstd"')
+    if source is not None or kind == _COPY:
+        problem = (
+            "is not a string"
+            if not isinstance(source, str)
+            else _name_problem(source) or ("is reserved" if _is_reserved(source) else None)
+        )
+        if problem is not None:
+            raise _refuse(f'op {at}\'s "from" {problem}', "a valid path of SPEC §14")
+    length = 0
+    if kind == _ZSTD:
+        number = jsonread.integer(item.get("length"))
+        if number is None:
+            raise _refuse(f'op {at}\'s "length" is not an integer', "0 to 2^53−1")
+        length = number
+    return Op(str(kind), source if isinstance(source, str) else None, length)
+
+
+def check_header(
+    header: PatchHeader,
+    *,
+    index_digest: str,
+    base: str,
+    target: str,
+    files: int,
+    size: int,
+) -> Index:
+    """The patch is the one the signed release means, from ``base``; returns the new index.
+
+    In SPEC §19's order: the index digest, the base, the target, the index's own rules (an
+    :class:`ArchiveError`), its file count and size, and one op per file.
+    """
+    digest = hashlib.sha256(header.index_json).hexdigest()
+    if digest != index_digest:
+        raise _refuse(
+            f"carries an index whose SHA-256 is {digest[:16]}…",
+            f"{index_digest[:16]}… (delta.index of the signed release)",
+        )
+    if header.base != base:
+        raise _refuse(
+            f"applies to bundle {header.base[:16]}…", f"{base[:16]}…, the installed bundle"
+        )
+    if header.target != target:
+        raise _refuse(
+            f"makes bundle {header.target[:16]}…", f"{target[:16]}…, the selected release"
+        )
+    index = Index.from_json(header.index_json)
+    if len(index.files) != files:
+        raise _refuse(f"lists {len(index.files)} files", f"{files} (content.files)")
+    if index.total_size > size:
+        raise _refuse(f"unpacks to {index.total_size} bytes", f"at most {size} (content.size)")
+    if len(header.ops) != len(index.files):
+        raise _refuse(f"has {len(header.ops)} ops", f"one per file of the index ({files})")
+    return index
+
+
+# --- making a patch (publisher) ------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class MadePatch:
+    """A patch plaintext, ready to seal like a bundle, and how many files it does not copy."""
+
+    plaintext: bytes
+    changed: int
+    ops: tuple[Op, ...]
+
+    @property
+    def length(self) -> int:
+        """Bytes of the plaintext (``plaintext.length`` of the patch entry)."""
+        return len(self.plaintext)
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the plaintext (``plaintext.sha256`` of the patch entry)."""
+        return hashlib.sha256(self.plaintext).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class BaseFile:
+    """A file of the base release as the publisher finds it."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+def make_patch(
+    base_dir: Path,
+    target_dir: Path,
+    target_index_json: bytes,
+    *,
+    base_bundle: str,
+    target_bundle: str,
+    workers: int | None = None,
+) -> MadePatch:
+    """The patch from the files in ``base_dir`` to those of ``target_dir`` (SPEC §19).
+
+    ``target_index_json`` is the new bundle's ``.otaseal/index.json`` exactly as in its zip; every
+    target file is checked against it, so a build that changed since it was packed is refused.
+    """
+    index = Index.from_json(target_index_json)
+    base = _scan_base(base_dir)
+    ops = plan_ops(index.files, base)
+    jobs = [(entry, op) for entry, op in zip(index.files, ops, strict=True) if op.op == _ZSTD]
+    threads = max(1, min(workers or os.cpu_count() or 1, 4, len(jobs) or 1))
+    with ThreadPoolExecutor(threads) as pool:
+        frames = list(pool.map(lambda job: _compress(base_dir, target_dir, *job), jobs))
+    payload = dict(zip((entry.path for entry, _ in jobs), frames, strict=True))
+    final = tuple(
+        Op(_ZSTD, op.source, len(payload[e.path])) if op.op == _ZSTD else op
+        for e, op in zip(index.files, ops, strict=True)
+    )
+    header = encode_header(target_index_json, final, base=base_bundle, target=target_bundle)
+    body = b"".join(payload[e.path] for e, op in zip(index.files, final, strict=True) if op.length)
+    return MadePatch(header + body, sum(op.op == _ZSTD for op in final), final)
+
+
+def plan_ops(files: Sequence[FileEntry], base: Mapping[str, BaseFile]) -> list[Op]:
+    """Pure choice of an op per target file: copy equal content, else zstd from a similar file.
+
+    Equal content is copied from the same path if it is there, else from the first such base
+    file by path (a renamed hashed chunk). A changed file is compressed against the base file at
+    its path, else against the base file whose name is the same once the bundler's hash part is
+    stripped (same folder and extension; the longest common name prefix, then the closest size).
+    """
+    by_path = base
+    by_content: dict[tuple[str, int], str] = {}
+    by_key: dict[str, list[BaseFile]] = {}
+    for item in sorted(by_path.values(), key=lambda b: b.path.encode()):
+        by_content.setdefault((item.sha256, item.size), item.path)
+        by_key.setdefault(_name_key(item.path), []).append(item)
+    ops: list[Op] = []
+    for entry in files:
+        same = by_path.get(entry.path)
+        if same is not None and (same.sha256, same.size) == (entry.sha256, entry.size):
+            ops.append(Op(_COPY, entry.path))
+            continue
+        twin = by_content.get((entry.sha256, entry.size))
+        if twin is not None:
+            ops.append(Op(_COPY, twin))
+            continue
+        if same is None:
+            same = _similar(entry, by_key.get(_name_key(entry.path), []))
+        usable = same is not None and 0 < same.size <= MAX_DICT_SIZE
+        ops.append(Op(_ZSTD, same.path if usable and same else None))
+    return ops
+
+
+def _name_key(path: str) -> str:
+    """``assets/index-DiwrgTda.js`` → ``assets/index<NUL>.js``: the name without its hash part."""
+    folder, _, name = path.rpartition("/")
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem:
+        stem, ext = name, ""
+    match = _HASHED.match(stem)
+    if match and _looks_hashed(match["hash"]):
+        stem = match["stem"] + "\0"
+    return f"{folder}/{stem}.{ext}"
+
+
+def _looks_hashed(token: str) -> bool:
+    return any(c.isdigit() for c in token) or (token.lower() != token and token.upper() != token)
+
+
+def _similar(entry: FileEntry, candidates: Sequence[BaseFile]) -> BaseFile | None:
+    if not candidates:
+        return None
+    name = entry.path.rpartition("/")[2]
+
+    def rank(item: BaseFile) -> tuple[int, int, bytes]:
+        other = item.path.rpartition("/")[2]
+        pairs = enumerate(zip(name, other, strict=False))
+        common = next((i for i, (a, b) in pairs if a != b), min(len(name), len(other)))
+        return (-common, abs(item.size - entry.size), item.path.encode())
+
+    return min(candidates, key=rank)
+
+
+def _scan_base(base_dir: Path) -> dict[str, BaseFile]:
+    """Every regular file under ``base_dir`` with its size and SHA-256; symlinks are skipped."""
+    found: dict[str, BaseFile] = {}
+    root = Path(base_dir)
+    for folder, dirs, names in os.walk(root):
+        dirs.sort()
+        rel = Path(folder).relative_to(root).as_posix()
+        for name in sorted(names):
+            path = name if rel == "." else f"{rel}/{name}"
+            full = Path(folder) / name
+            info = full.lstat()
+            if not stat.S_ISREG(info.st_mode) or _name_problem(path) or _is_reserved(path):
+                continue
+            found[path] = BaseFile(path, info.st_size, _hash_file(full))
+    return found
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as src:
+        while chunk := src.read(_READ):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_target(target_dir: Path, entry: FileEntry) -> bytes:
+    """The target file's bytes, refused unless they are what the index says."""
+    path = target_dir / entry.path
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(
+            f"cannot read {path} to make the patch ({exc.strerror})",
+            expected="the build folder the bundle was packed from",
+            fix="make the patch from the same build folder as the bundle",
+        ) from None
+    if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
+        raise InputError(
+            f"{entry.path} in {target_dir} differs from the bundle's index",
+            expected="the files exactly as packed into the new bundle",
+            fix="do not modify the build folder between packing and making the patch",
+        )
+    return data
+
+
+def compression_parameters(dict_size: int, size: int) -> zstandard.ZstdCompressionParameters:
+    """Level 19 with a window that reaches the whole dictionary, capped at 2^27 (SPEC §19)."""
+    window_log = max(_MIN_WINDOW_LOG, min(MAX_WINDOW_LOG, (dict_size + size).bit_length()))
+    return zstandard.ZstdCompressionParameters.from_level(
+        LEVEL,
+        source_size=size,
+        dict_size=dict_size,
+        window_log=window_log,
+        enable_ldm=dict_size + size > 1 << _MIN_WINDOW_LOG + 3,
+        write_checksum=0,
+        write_content_size=1,
+        write_dict_id=0,
+    )
+
+
+def compress(data: bytes, dictionary: bytes | None) -> bytes:
+    """One zstd frame of ``data``, using ``dictionary`` as raw content if given."""
+    params = compression_parameters(len(dictionary or b""), len(data))
+    zdict = (
+        zstandard.ZstdCompressionDict(dictionary, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+        if dictionary
+        else None
+    )
+    return zstandard.ZstdCompressor(compression_params=params, dict_data=zdict).compress(data)
+
+
+def _compress(base_dir: Path, target_dir: Path, entry: FileEntry, op: Op) -> bytes:
+    data = _check_target(target_dir, entry)
+    dictionary = (base_dir / op.source).read_bytes() if op.source is not None else None
+    return compress(data, dictionary)
+
+
+def decompressor(dictionary: bytes | None) -> zstandard.ZstdDecompressor:
+    """A decompressor that refuses windows above 2^27 and uses ``dictionary`` as raw content."""
+    zdict = (
+        zstandard.ZstdCompressionDict(dictionary, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+        if dictionary
+        else None
+    )
+    return zstandard.ZstdDecompressor(dict_data=zdict, max_window_size=MAX_WINDOW)
+
+
+# --- helpers for the publisher -------------------------------------------------------------------
+def extract_release(zip_path: Path, dest: Path, *, max_total_size: int) -> tuple[Index, bytes]:
+    """Unpack a release's plaintext zip into ``dest``; its index and the index's exact bytes.
+
+    The publisher's base for :func:`make_patch`: the files a device on that release runs.
+    """
+    index = extract(zip_path, dest, max_total_size=max_total_size)
+    return index, index_bytes(zip_path)
+
+
+def index_bytes(zip_path: Path) -> bytes:
+    """The bytes of ``.otaseal/index.json`` in an otaseal zip (what ``delta.index`` hashes)."""
+    import zipfile  # noqa: PLC0415
+
+    with zipfile.ZipFile(zip_path) as zf:
+        return zf.read(INDEX_PATH)
