@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from datetime import datetime
 
-    from otaseal.model import ChannelManifest, Release
+    from otaseal.model import ChannelManifest, Patch, Release
     from otaseal.operations import Change, Project
     from otaseal.progress import Progress
     from otaseal.store import Fetcher
@@ -217,6 +217,8 @@ def cmd_publish(args: argparse.Namespace, out: Output) -> int:
             project_dir=Path(args.project_dir) if args.project_dir else None,
             replace_rollout=args.replace_rollout,
             accept_incompatible=args.accept_incompatible,
+            delta_from=args.delta_from or (),
+            delta=not args.no_delta,
         )
     release = result.release
     doc = _change_doc(result.change) | {
@@ -232,6 +234,7 @@ def cmd_publish(args: argparse.Namespace, out: Output) -> int:
         "formats": ["sealed", "capgo"] if release.capgo else ["sealed"],
         "native_fingerprint": result.native_fingerprint,
         "replaced_rollout": _replaced_doc(result.replaced_rollout),
+        "patches": [_patch_doc(p) for p in result.patches],
     }
     lines = _change_lines(result.change)
     if not result.noop:
@@ -239,6 +242,11 @@ def cmd_publish(args: argparse.Namespace, out: Output) -> int:
             f"  {release.files} files, {release.unpacked_size} bytes → sealed bundle "
             f"{release.length} bytes, sha256 {release.sha256}"
         )
+        lines += [
+            f"  delta patch from {p.base_label or p.base[:12]}: {p.length} bytes, "
+            f"{p.changed} files changed"
+            for p in result.patches
+        ]
     if release.capgo is not None:
         doc["capgo"] = {
             "path": result.capgo_path,
@@ -252,6 +260,17 @@ def cmd_publish(args: argparse.Namespace, out: Output) -> int:
             )
     out.result(doc, lines)
     return 0
+
+
+def _patch_doc(patch: Patch) -> dict[str, object]:
+    """One delta patch of a publish, for ``--json``."""
+    return {
+        "base_label": patch.base_label,
+        "base_sha256": patch.base,
+        "sha256": patch.sha256,
+        "bytes": patch.length,
+        "changed": patch.changed,
+    }
 
 
 def _replaced_doc(release: Release | None) -> dict[str, object] | None:
@@ -364,14 +383,19 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
 
     project = _project(args)
     rows = status(project)
+    report_id = _report_keyid(project)
     channels: dict[str, object] = {}
     lines = [f"{project.app} in {project.store.describe()}"]
     for row in rows:
         m = row.manifest
         current = m.current if m else None
         sealed = sealed_to_or_error(project.store, project.app, current) if current else ()
+        to_report = isinstance(sealed, tuple) and report_id in sealed
+        if isinstance(sealed, tuple):
+            sealed = tuple(k for k in sealed if k != report_id)
         channels[row.channel] = {
             "sealed_to": list(sealed) if isinstance(sealed, tuple) else None,
+            "sealed_to_report_key": to_report,
             "sealed_to_error": sealed if isinstance(sealed, str) else None,
             "error": row.error,
             "pending_version": row.pending_version,
@@ -379,7 +403,7 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
             "expires": m.expires.isoformat().replace("+00:00", "Z") if m else None,
             "builtin": m.builtin if m else False,
             "current": release_dict(m.current) if m else None,
-            "releases": [release_dict(r) for r in m.releases] if m else [],
+            "releases": _releases_doc(m),
         }
         if row.error:
             lines.append(f"  {row.channel:<12} ERROR {row.error}")
@@ -388,7 +412,9 @@ def cmd_status(args: argparse.Namespace, out: Output) -> int:
         else:
             lines.append(f"  {row.channel:<12} v{m.version}  {_serving(m)}  expires {m.expires:%F}")
         if current is not None:
-            lines.append(f"  {'':<12} sealed to {_sealed_text(sealed)}")
+            report = " (+ the CI report key)" if to_report else ""
+            lines.append(f"  {'':<12} sealed to {_sealed_text(sealed)}{report}")
+        lines.extend(_update_size_lines(m))
         if row.pending_version is not None:
             lines.append(
                 f"  {'':<12} v{row.pending_version} was written but not yet pointed to (an "
@@ -464,6 +490,37 @@ def _write_text(path: Path, text: str) -> None:
             f"cannot write {path} ({exc.strerror})",
             fix="choose a path in a folder that exists and this user can write",
         ) from None
+
+
+def _report_keyid(project: Project) -> str | None:
+    """The CI report key's id, so status can tell it from the app's keys (ADR 0010)."""
+    try:
+        key = project.report_recipient()
+    except Error:
+        return None
+    return key.keyid if key is not None else None
+
+
+def _releases_doc(manifest: ChannelManifest | None) -> list[dict[str, object] | None]:
+    """Each listed release for ``status --json``, with its full and typical delta size."""
+    from otaseal.deltas import update_sizes  # noqa: PLC0415
+    from otaseal.operations import release_dict  # noqa: PLC0415
+
+    if manifest is None:
+        return []
+    return [
+        (release_dict(size.release) or {}) | {"update": size.to_json()}
+        for size in update_sizes(manifest.releases)
+    ]
+
+
+def _update_size_lines(manifest: ChannelManifest | None) -> list[str]:
+    """One line per listed release: full size, typical delta and files changed."""
+    from otaseal.deltas import update_sizes  # noqa: PLC0415
+
+    if manifest is None or manifest.builtin:
+        return []
+    return [f"  {'':<12} {size.text()}" for size in update_sizes(manifest.releases)]
 
 
 def _sealed_text(sealed: tuple[str, ...] | str) -> str:

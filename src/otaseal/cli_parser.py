@@ -191,6 +191,17 @@ def _release_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
         action="store_true",
         help="publish even though the native layer changed and --native-min did not rise",
     )
+    delta = p.add_mutually_exclusive_group()
+    delta.add_argument(
+        "--delta-from",
+        action="append",
+        metavar="LABEL|COUNTER",
+        help="make a delta patch from this earlier release of the channel (repeatable; default: "
+        "the releases the channel serves, at most 3; needs keys.report)",
+    )
+    delta.add_argument(
+        "--no-delta", action="store_true", help="make no delta patches, only the full bundle"
+    )
 
     p = command(
         "promote",

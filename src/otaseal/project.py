@@ -216,6 +216,7 @@ def init_project(
         f"channels: [{', '.join(DEFAULT_CHANNELS)}]\n"
         "keys:                   # file:PATH, env:NAME, aws-sm://, vault://, kms://, ...\n"
         + "".join(f"  {role}: file:keys/{role}.pem\n" for role in signers)
+        + "  report: file:keys/report.pem   # CI only: opens earlier releases for delta patches\n"
         + (
             "  capgo: file:keys/capgo.pem   # RSA-2048 PKCS#1, for the capgo format\n"
             if capgo_path
@@ -223,7 +224,8 @@ def init_project(
         )
         + "recipients:             # app decryption PUBLIC keys (several during a rotation)\n"
         "  - file:keys/app-decryption.pub.pem\n"
-        "# CI-only key: lets the Action read a previous release's file list for the PR comment\n"
+        "# CI-only key: lets the Action read a previous release's file list for the PR comment,\n"
+        "# and publish open earlier releases to make delta patches (ADR 0010)\n"
         "report_recipient: file:keys/report.pub.pem\n"
         "manifest_expiry_days: 30\n"
         f"formats: [{', '.join(formats)}]   # sealed always; capgo for @capgo/capacitor-updater\n",

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from otaseal import gates
+from otaseal import deltas, gates
 from otaseal.counters import claim_counter
 from otaseal.errors import InputError, NotFoundError, StoreError
+from otaseal.formats.capgo_files import attach_files, upload_files
 from otaseal.model import Release
 from otaseal.operations import (
     Change,
@@ -30,7 +31,9 @@ from otaseal.operations import (
     change_channel,
     check_label,
     ensure_roots,
+    history,
     percent_to_bp,
+    read_head,
 )
 from otaseal.progress import NO_PROGRESS
 from otaseal.store import bundle_key, capgo_key, index_key
@@ -41,9 +44,11 @@ if TYPE_CHECKING:
     from otaseal.archive import Index, PackResult
     from otaseal.config import Config
     from otaseal.crypto import CapgoPrivateKey, DecryptionKey, RecipientKey
+    from otaseal.deltas import MadePatchFile
     from otaseal.formats.capgo import CapgoResult
+    from otaseal.formats.capgo_files import Prepared
     from otaseal.formats.sealed import SealResult
-    from otaseal.model import ChannelManifest
+    from otaseal.model import ChannelManifest, Patch
     from otaseal.native import NativeLayer
     from otaseal.progress import Progress
 
@@ -59,6 +64,11 @@ class PublishResult:
     replaced_rollout: Release | None = None
     """The staged rollout this publish replaced (``--replace-rollout``), if any."""
     native_fingerprint: str | None = None
+
+    @property
+    def patches(self) -> tuple[Patch, ...]:
+        """The release's sealed delta patches (SPEC §19), newest base first."""
+        return self.release.delta.patches if self.release.delta is not None else ()
 
     @property
     def noop(self) -> bool:
@@ -113,12 +123,17 @@ def publish(
     project_dir: Path | None = None,
     replace_rollout: bool = False,
     accept_incompatible: bool = False,
+    delta_from: Sequence[str] = (),
+    delta: bool = True,
 ) -> PublishResult:
     """Pack, seal and sign ``build_dir`` as the newest release of ``channel``.
 
-    ``progress`` hears of packing, writing the sealed bundle and uploading it. Fail-closed
-    (``gates``): a staged rollout is replaced only with ``replace_rollout``, and a changed native
-    layer (read from ``project_dir``) needs a higher ``native_min`` or ``accept_incompatible``.
+    ``progress`` hears of packing, writing the sealed bundle, making patches and uploading.
+    Fail-closed (``gates``): a staged rollout is replaced only with ``replace_rollout``, and a
+    changed native layer (read from ``project_dir``) needs a higher ``native_min`` or
+    ``accept_incompatible``. Delta patches (ADR 0010) start from ``delta_from`` (labels or
+    counters of releases of the channel; a bad one is exit 2 before anything is written) or by
+    default from the releases the channel serves; ``delta=False`` makes none.
     """
     project.config.check_channel(channel)
     basis_points = percent_to_bp(rollout)
@@ -130,19 +145,36 @@ def publish(
             fix="swap them or drop one",
         )
     signer = project.signer(channel)
-    recipients = project.recipients()
     report_to = project.report_recipient()
+    seal_to = deltas.sealed_to_with_report(project.recipients(), report_to)
     capgo_signer = project.capgo_key()
+    plan = _delta_plan(project, channel, delta_from, delta=delta)
     layer = _read_native_layer(project.config, build_dir, project_dir, notice)
     replaced: Release | None = None
     with tempfile.TemporaryDirectory(prefix="otaseal-publish-") as tmp:
         allowed = (*project.config.allow, *allow)
         made = _pack_formats(
-            build_dir, Path(tmp), recipients, capgo_signer, allowed, progress=progress
+            build_dir,
+            Path(tmp),
+            seal_to,
+            capgo_signer,
+            allowed,
+            progress=progress,
+            app=project.app,
         )
         packed, sealed, capgo = made.packed, made.sealed, made.capgo
         for warning in packed.warnings:
             notice(f"warning: {warning}")
+        patches = _make_patches(
+            project,
+            plan,
+            build_dir=build_dir,
+            made=made,
+            tmp=Path(tmp),
+            seal_to=seal_to,
+            notice=notice,
+            progress=progress,
+        )
         ensure_roots(project)
         others = {
             c: m.releases
@@ -172,7 +204,7 @@ def publish(
                 verify_label_unused(label, packed.sha256, {channel: mine, **others})
             if not uploaded:
                 progress.start("uploading")
-                _upload(project, made, report_to)
+                _upload(project, made, report_to, patches)
                 uploaded = True
             listed = head.manifest.releases if head.manifest else ()
             above = max([counter_floor, *(r.counter for r in listed)])
@@ -196,6 +228,7 @@ def publish(
                 capgo=capgo.artifact() if capgo is not None else None,
                 native_fingerprint=layer.fingerprint if layer is not None else None,
                 native_packages=tuple(layer.packages.items()) if layer is not None else None,
+                delta=deltas.delta_of(packed.index.to_json(), [p.patch for p in patches]),
             )
             return _next_manifest(
                 project,
@@ -224,6 +257,55 @@ def publish(
         project.store.describe(),
         replaced_rollout=None if change.noop else replaced,
         native_fingerprint=layer.fingerprint if layer is not None else None,
+    )
+
+
+def _delta_plan(project: Project, channel: str, refs: Sequence[str], *, delta: bool) -> deltas.Plan:
+    """The bases to try, checked before anything is packed or written (``--delta-from``)."""
+    if not delta:
+        return deltas.NO_PLAN
+    key = deltas.resolve_report_key(project)
+    head = read_head(project, channel).manifest
+    served = head.releases if head is not None and not head.builtin else ()
+    return deltas.plan(
+        project,
+        channel,
+        refs,
+        served=served,
+        current=head.current if head is not None else None,
+        history=lambda: history(project, channel),
+        key=key,
+    )
+
+
+def _make_patches(
+    project: Project,
+    plan: deltas.Plan,
+    *,
+    build_dir: Path,
+    made: _Made,
+    tmp: Path,
+    seal_to: Sequence[RecipientKey],
+    notice: Notice,
+    progress: Progress,
+) -> tuple[MadePatchFile, ...]:
+    """Patches from the usable bases, made once before the channel change (not per attempt)."""
+    if not plan.bases:
+        return ()
+    current = plan.current
+    if current is not None and _same_build(current, made.packed.sha256, made.capgo):
+        return ()  # a no-op publish: nothing to patch
+    chosen = deltas.usable(project, plan, made.packed.sha256, notice)
+    return deltas.make_patches(
+        project,
+        chosen,
+        build_dir,
+        made.packed.index.to_json(),
+        target_bundle=made.sealed.sha256,
+        seal_to=seal_to,
+        tmp=tmp,
+        notice=notice,
+        progress=progress,
     )
 
 
@@ -298,6 +380,7 @@ class _Made:
     sealed_path: Path
     capgo: CapgoResult | None
     capgo_path: Path
+    capgo_files: Prepared | None = None  # manifest mode's list and bodies (SPEC §17.1)
 
 
 def _pack_formats(
@@ -308,6 +391,7 @@ def _pack_formats(
     allow: Sequence[str],
     *,
     progress: Progress = NO_PROGRESS,
+    app: str | None = None,
 ) -> _Made:
     """Pack once; the zip streams into the sealed writer and, when asked, the Capgo writer."""
     from otaseal.archive import pack  # noqa: PLC0415 - keep CLI start-up light
@@ -315,28 +399,39 @@ def _pack_formats(
     from otaseal.formats.sealed import SealWriter  # noqa: PLC0415
 
     sealed_path, capgo_path = tmp / "bundle.cub", tmp / "bundle.capgo.zip"
-    capgo = None
+    capgo, files = None, None
     with sealed_path.open("wb") as out, contextlib.ExitStack() as stack:
         writer = SealWriter(out, recipients)
         if capgo_signer is None:
             packed = pack(build_dir, writer, allow=allow, progress=progress)
         else:
             capgo_out = stack.enter_context(capgo_path.open("wb"))
-            capgo_writer = CapgoWriter(capgo_out, capgo_signer)
+            capgo_writer = CapgoWriter(capgo_out, capgo_signer, app=app)
             packed = pack(build_dir, Tee(writer, capgo_writer), allow=allow, progress=progress)
-            capgo = capgo_writer.close()
+            capgo, files = attach_files(
+                capgo_writer.close(), capgo_signer, build_dir, packed.index, app=app
+            )
         sealed = writer.close()
     if capgo is not None and capgo.plaintext_sha256 != packed.sha256:  # pragma: no cover
         raise StoreError("the Capgo artifact was not made from the packed zip; nothing published")
-    return _Made(packed, sealed, sealed_path, capgo, capgo_path)
+    return _Made(packed, sealed, sealed_path, capgo, capgo_path, files)
 
 
-def _upload(project: Project, made: _Made, report_to: RecipientKey | None) -> None:
+def _upload(
+    project: Project,
+    made: _Made,
+    report_to: RecipientKey | None,
+    patches: Sequence[MadePatchFile] = (),
+) -> None:
     """Content-addressed, create-only uploads, all before the versioned manifest names them."""
     app = project.app
     project.store.create_from_file(bundle_key(app, made.sealed.sha256), made.sealed_path)
+    for made_patch in patches:
+        project.store.create_from_file(bundle_key(app, made_patch.patch.sha256), made_patch.path)
     if made.capgo is not None:
         project.store.create_from_file(capgo_key(app, made.capgo.sha256), made.capgo_path)
+    if made.capgo_files is not None:
+        upload_files(project.store, app, made.capgo_files)
     if report_to is not None:
         project.store.create(
             index_key(app, made.sealed.sha256),
