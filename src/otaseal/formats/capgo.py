@@ -1,6 +1,8 @@
 """Capgo's "encryption v2" artifact with the "V3" checksum, for ``@capgo/capacitor-updater``.
 
-The artifact is the plaintext zip under AES-128-CBC with a fresh key and IV; ``session_key`` is
+The artifact is the plaintext zip under AES-128-CBC with the app's content key and IV (stable
+across releases, derived from the Capgo key: docs/adr/0009, so the per-file objects of manifest
+mode, ``formats/capgo_files``, share the release's one ``session_key``); ``session_key`` is
 ``base64(IV):base64(type1(key))`` and ``checksum`` the lowercase hex of ``type1(SHA-256(zip))``,
 where ``type1`` is the RSA-2048 private-key operation without a DigestInfo. Never the V2 (base64)
 or CRC32 checksum forms: the plugin rejects both. The zip is the very one the sealed bundle
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Final, cast
 
 from otaseal.crypto import CAPGO_AES_KEY_SIZE, CAPGO_BLOCK_SIZE, CbcDecryptor, CbcEncryptor
 from otaseal.errors import DecryptionError, HashMismatchError, InputError, LengthError
-from otaseal.model import CapgoArtifact
+from otaseal.model import CapgoArtifact, CapgoFiles
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -51,6 +53,7 @@ class CapgoResult:
     key_id: str
     plaintext_sha256: str
     plaintext_length: int
+    files: CapgoFiles | None = None  # the per-file list for manifest mode, once made
 
     def artifact(self) -> CapgoArtifact:
         """The release entry's signed ``capgo`` member."""
@@ -60,6 +63,7 @@ class CapgoResult:
             session_key=self.session_key,
             checksum=self.checksum,
             key_id=self.key_id,
+            files=self.files,
         )
 
 
@@ -77,8 +81,9 @@ class CapgoWriter:
     """A write-only sink: the plaintext zip in, the AES-128-CBC artifact out, in constant memory.
 
     ``out`` must copy what it is handed before the next write (files and ``BytesIO`` do): the
-    ciphertext comes from one reused buffer. The ``unsafe_fixed_*`` values exist for golden
-    vectors only: a repeated key and IV would let anyone compare two releases block by block.
+    ciphertext comes from one reused buffer. With ``app`` the key and IV are that app's content
+    key (what publish uses, ADR 0009); without it, fresh random ones. The ``unsafe_fixed_*``
+    values exist for golden vectors only.
     """
 
     __slots__ = (
@@ -98,11 +103,15 @@ class CapgoWriter:
         out: SupportsWrite[bytes],
         key: CapgoPrivateKey,
         *,
+        app: str | None = None,
         unsafe_fixed_aes_key: bytes | None = None,
         unsafe_fixed_iv: bytes | None = None,
     ) -> None:
-        aes_key = _fixed_or_random(unsafe_fixed_aes_key, "unsafe_fixed_aes_key")
-        iv = _fixed_or_random(unsafe_fixed_iv, "unsafe_fixed_iv")
+        if app is not None and unsafe_fixed_aes_key is None and unsafe_fixed_iv is None:
+            aes_key, iv = key.content_key(app)
+        else:
+            aes_key = _fixed_or_random(unsafe_fixed_aes_key, "unsafe_fixed_aes_key")
+            iv = _fixed_or_random(unsafe_fixed_iv, "unsafe_fixed_iv")
         self._session_key = (
             base64.b64encode(iv).decode() + ":" + base64.b64encode(key.type1(aes_key)).decode()
         )

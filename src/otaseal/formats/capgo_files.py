@@ -9,8 +9,8 @@ every release and the store grows by new files only.
 
 The list object names every file with its signed hash and its body's digest; its own digest is
 signed in the release (``capgo.files``), which is what makes ``serve``'s answer trustworthy.
-:func:`build` is pure (bytes in, bytes out); :func:`prepare` and :func:`upload` are publish's
-thin I/O around it.
+:func:`build` is pure (bytes in, bytes out); :func:`attach_files` and :func:`upload_files` are
+publish's thin I/O around it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 import brotli  # type: ignore[import-untyped]  # no stubs; one call, typed below
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from otaseal.archive import Index
     from otaseal.crypto import CapgoPrivateKey
+    from otaseal.formats.capgo import CapgoResult
     from otaseal.store import Storage
 
 __all__ = [
@@ -42,13 +43,14 @@ __all__ = [
     "Built",
     "CapgoFile",
     "FileList",
+    "attach_files",
     "build",
     "encode_body",
     "file_key",
     "list_key",
     "parse_list",
     "prepare",
-    "upload",
+    "upload_files",
 ]
 
 LIST_VERSION: Final = 1
@@ -273,7 +275,20 @@ def prepare(build_dir: Path, index: Index, key: CapgoPrivateKey, app: str) -> Pr
     return Prepared(build(_read_files(build_dir, index), key, app))
 
 
-def upload(store: Storage, app: str, prepared: Prepared) -> int:
+def attach_files(
+    result: CapgoResult, key: CapgoPrivateKey, build_dir: Path, index: Index, *, app: str | None
+) -> tuple[CapgoResult, Prepared | None]:
+    """The Capgo result with its signed ``files`` pointer, and what to upload (publish's hook).
+
+    Without ``app`` the zip was made under a random key, which per-file bodies cannot share.
+    """
+    if app is None:
+        return result, None
+    prepared = prepare(build_dir, index, key, app)
+    return replace(result, files=prepared.pointer), prepared
+
+
+def upload_files(store: Storage, app: str, prepared: Prepared) -> int:
     """Upload the bodies not yet stored, then the list object; returns how many bodies were new.
 
     Bodies are content-addressed and shared by releases, so most of a new release is already
