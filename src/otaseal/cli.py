@@ -733,6 +733,7 @@ def cmd_serve(args: argparse.Namespace, out: Output) -> int:  # noqa: ARG001 - l
             self_assignable=tuple(args.self_assignable or ()),
             project_self_assignable=((config.app, config.self_assignable),) if config else (),
             cache_ttl=args.cache_ttl,
+            manifest=args.manifest,
         )
     )
     return 0

@@ -443,3 +443,9 @@ def _serve_command(command: Callable[..., argparse.ArgumentParser], parent: Pars
         default=5.0,
         help="seconds a verified manifest is reused (default: 5; expiry is checked every time)",
     )
+    p.add_argument(
+        "--no-manifest",
+        dest="manifest",
+        action="store_false",
+        help="answer every plugin with the whole zip, never the per-file manifest (SPEC §18)",
+    )

@@ -8,8 +8,9 @@ server and the reference device cannot disagree. The fall-through is "no update"
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from otaseal import trust
 from otaseal.errors import ExpiredMetadataError
@@ -33,10 +34,44 @@ class Rejected:
 
 @dataclass(frozen=True, slots=True)
 class Offer:
-    """Serve ``release`` from ``channel``; the caller adds the download URL."""
+    """Serve ``release`` from ``channel``; the caller adds the download URL.
+
+    ``manifest``: the release has a signed file list and the device's plugin can build a bundle
+    from it (the caller still needs the verified list, else it answers with the zip alone).
+    """
 
     channel: str
     release: Release
+    manifest: bool = False
+
+
+#: The lowest plugin version per major that takes an encrypted manifest: the CLI refuses delta
+#: uploads below 5.10.0 / 6.25.0 / 7.0.30 and signs per-file hashes only above 6.14.4
+#: (capgo-protocol.md §2.3 steps 3 and 5), so no 5.x and no 6.x below 6.25.0.
+MANIFEST_MINIMUM: Final = {6: (6, 25, 0), 7: (7, 0, 30)}
+MANIFEST_ANY_FROM_MAJOR: Final = 8
+_SEMVER = re.compile(
+    r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})"
+    r"(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?"
+)
+
+
+def takes_manifest(plugin_version: str) -> bool:
+    """Whether a plugin of ``plugin_version`` builds an encrypted bundle from ``manifest``.
+
+    Unknown or garbled versions get the zip: the zip works on every plugin. A pre-release of a
+    minimum (``7.0.30-beta.1``) comes before it, as in semver.
+    """
+    match = _SEMVER.fullmatch(plugin_version)
+    if match is None:
+        return False
+    version = (int(match[1]), int(match[2]), int(match[3]))
+    if version[0] >= MANIFEST_ANY_FROM_MAJOR:
+        return True
+    minimum = MANIFEST_MINIMUM.get(version[0])
+    if minimum is None:
+        return False
+    return version > minimum if match[4] else version >= minimum
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +175,11 @@ def _pick(manifest: ChannelManifest, request: UpdateRequest, facts: DeviceFacts)
         # A real plugin always sends version_os, and key_id whenever it has a publicKey;
         # ``capgo probe`` sends neither, so only it is served without a key_id.
         return NoUpdate("key_id_mismatch")
-    return Offer(manifest.channel, release)
+    return Offer(
+        manifest.channel,
+        release,
+        manifest=capgo.files is not None and takes_manifest(request.plugin_version),
+    )
 
 
 def _has_native_range(release: Release) -> bool:

@@ -103,6 +103,12 @@ def create_app(service: Service) -> HotPath:
         path = service.bundle_path(request.path_params["app"], request.path_params["name"])
         return FileResponse(path, media_type="application/octet-stream")
 
+    async def file_body(request: Request) -> Response:
+        # Plain bytes, never Content-Encoding: the ".br" in file_name is the plugin's only
+        # compression signal, and Range offsets count stored bytes.
+        path = service.file_path(request.path_params["app"], request.path_params["name"])
+        return FileResponse(path, media_type="application/octet-stream")
+
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         service.start()
@@ -118,6 +124,7 @@ def create_app(service: Service) -> HotPath:
             Route("/channel_self", _guarded(channel_self), methods=["GET", "POST", "PUT"]),
             Route("/healthz", _guarded(healthz), methods=["GET"]),
             Route("/bundles/{app}/{name}", _guarded(bundle), methods=["GET", "HEAD"]),
+            Route("/files/{app}/{name}", _guarded(file_body), methods=["GET", "HEAD"]),
         ],
         exception_handlers={
             Error: _otaseal_error,

@@ -54,6 +54,7 @@ class ServeOptions:
     self_assignable: tuple[str, ...] = ()
     project_self_assignable: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (app, channels)
     cache_ttl: float = 5.0
+    manifest: bool = True  # --no-manifest: zip answers only (SPEC §18)
 
     def to_json(self) -> str:
         """For ``OTASEAL_SERVE_OPTIONS``."""
@@ -160,6 +161,7 @@ def build_service(options: ServeOptions, *, stats: StatsDb | None = None) -> Ser
         cache_ttl=options.cache_ttl,
         retention_days=options.retention_days,
         background_refresh=True,
+        manifest_mode=options.manifest,
     )
 
 

@@ -8,6 +8,7 @@ queue that one background thread writes in batches; a full queue answers 429.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import queue
 import threading
@@ -18,17 +19,19 @@ from typing import TYPE_CHECKING, Protocol
 
 from otaseal import client, trust
 from otaseal.errors import Error, NotFoundError, StoreError
+from otaseal.formats.capgo_files import file_key, list_key, parse_list
 from otaseal.model import APP_ID_RE, SHA256_RE
 from otaseal.serve.answer import AppView, Offer, Rejected, answer_update, resolve_channel
 from otaseal.serve.db import DeviceFacts, StatsError, StatsEvent
-from otaseal.serve.wire import RequestError, UpdateReply
+from otaseal.serve.wire import ManifestEntry, RequestError, UpdateReply
 from otaseal.store import capgo_key, pointer_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from pathlib import Path
 
-    from otaseal.model import ChannelManifest, Root
+    from otaseal.formats.capgo_files import FileList
+    from otaseal.model import CapgoFiles, ChannelManifest, Root
     from otaseal.serve.db import StatsDb
     from otaseal.serve.wire import ChannelRequest, InfoObject, Reply, StatsIn, UpdateRequest
     from otaseal.store import Storage
@@ -44,6 +47,10 @@ BATCH_SIZE = 1000
 RETRY_AFTER = 30
 #: Lifetime of a presigned S3 download URL.
 PRESIGN_SECONDS = 3600
+#: Seconds before a file list that could not be read or verified is tried again.
+LIST_RETRY = 60.0
+#: Manifests (per list and server address) kept ready to send.
+MANIFEST_CACHE = 64
 
 
 class OverloadedError(RequestError):
@@ -65,10 +72,14 @@ class AppTrust:
 
 
 class BundleUrls(Protocol):
-    """Where a device downloads a Capgo artifact."""
+    """Where a device downloads a Capgo artifact and, in manifest mode, each file body."""
 
     def url(self, app: str, sha256: str, *, own_base: str) -> str:
         """Absolute URL of ``<app>/bundles/<sha256>.capgo.zip``."""
+        ...
+
+    def file_url(self, app: str, sha256: str, *, own_base: str) -> str:
+        """Absolute URL of the file body ``<app>/capgo-files/<sha256>`` (SPEC §17.1)."""
         ...
 
 
@@ -82,6 +93,10 @@ class PublicUrls:
         """``BASE/<app>/bundles/<sha>.capgo.zip``."""
         return f"{self.base.rstrip('/')}/{capgo_key(app, sha256)}"
 
+    def file_url(self, app: str, sha256: str, *, own_base: str) -> str:  # noqa: ARG002 - Protocol
+        """``BASE/<app>/capgo-files/<sha>``."""
+        return f"{self.base.rstrip('/')}/{file_key(app, sha256)}"
+
 
 @dataclass(frozen=True, slots=True)
 class ServedUrls:
@@ -90,6 +105,10 @@ class ServedUrls:
     def url(self, app: str, sha256: str, *, own_base: str) -> str:
         """``<this server>/bundles/<app>/<sha>.capgo.zip``."""
         return f"{own_base.rstrip('/')}/bundles/{app}/{sha256}.capgo.zip"
+
+    def file_url(self, app: str, sha256: str, *, own_base: str) -> str:
+        """``<this server>/files/<app>/<sha>``."""
+        return f"{own_base.rstrip('/')}/files/{app}/{sha256}"
 
 
 class Presigner(Protocol):
@@ -106,10 +125,29 @@ class PresignedUrls:
 
     store: Presigner
     seconds: int = PRESIGN_SECONDS
+    monotonic: Callable[[], float] = time.monotonic
+    _signed: dict[str, tuple[str, float]] = field(default_factory=dict, compare=False)
 
     def url(self, app: str, sha256: str, *, own_base: str) -> str:  # noqa: ARG002 - Protocol
         """A presigned URL of the artifact's key."""
         return self.store.presign(capgo_key(app, sha256), self.seconds)
+
+    def file_url(self, app: str, sha256: str, *, own_base: str) -> str:  # noqa: ARG002 - Protocol
+        """A presigned URL of the file body, reused for half its life.
+
+        A manifest names every file of the bundle; signing each one on every check would cost
+        more than the rest of the answer.
+        """
+        key = file_key(app, sha256)
+        now = self.monotonic()
+        cached = self._signed.get(key)
+        if cached is not None and now - cached[1] < self.seconds / 2:
+            return cached[0]
+        if len(self._signed) > 100_000:  # noqa: PLR2004 - a bound, not a tuning knob
+            self._signed.clear()
+        url = self.store.presign(key, self.seconds)
+        self._signed[key] = (url, now)
+        return url
 
 
 def wall_clock() -> datetime:
@@ -146,6 +184,7 @@ class Service:
     retention_days: int = 90
     retry_pause: float = 0.5  # seconds, times the attempt number, between stats write attempts
     background_refresh: bool = False  # re-read a stale view off the request path
+    manifest_mode: bool = True  # answer plugins that take it with the per-file manifest
     _cache: dict[str, _Cached] = field(default_factory=dict, init=False)
     _seen: dict[tuple[str, str], int] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -155,6 +194,10 @@ class Service:
     _stop: threading.Event = field(default_factory=threading.Event, init=False)
     _writer: threading.Thread | None = field(default=None, init=False)
     counters: _Counters = field(default_factory=_Counters, init=False)
+    _lists: dict[str, FileList | float] = field(default_factory=dict, init=False)
+    _manifests: dict[tuple[str, str], tuple[ManifestEntry, ...]] = field(
+        default_factory=dict, init=False
+    )
 
     def __post_init__(self) -> None:
         self._queue = queue.Queue(maxsize=self.queue_size)
@@ -243,6 +286,10 @@ class Service:
         manifests: dict[str, ChannelManifest | Rejected | None] = {
             channel: self._channel(root, channel, now) for channel in root.channels()
         }
+        if self.manifest_mode:
+            for manifest in manifests.values():
+                if manifest is not None and not isinstance(manifest, Rejected):
+                    self._warm_lists(manifest)
         view = AppView(pinned.app, manifests, pinned.default_channel)
         return _Cached(view, root, root_bytes, self.monotonic())
 
@@ -270,6 +317,69 @@ class Service:
         self._seen[(root.app, channel)] = manifest.version
         return manifest
 
+    # --- manifest mode's file lists (SPEC §17.1) --------------------------------------------------
+    def _warm_lists(self, manifest: ChannelManifest) -> None:
+        """Read the lists of a verified manifest's releases now, off the request path."""
+        for release in manifest.releases:
+            if release.capgo is not None and release.capgo.files is not None:
+                self.file_list(manifest.app, release.capgo.files)
+
+    def file_list(self, app: str, files: CapgoFiles) -> FileList | None:
+        """The release's list object, only once its digest and length match the signed ones.
+
+        Lists are immutable and named by digest, so a verified one is kept for good. Anything
+        else is logged and gives None (the caller answers with the zip alone); it is tried
+        again after :data:`LIST_RETRY` seconds.
+        """
+        cached = self._lists.get(files.sha256)
+        if cached is not None and not isinstance(cached, float):
+            return cached
+        if cached is not None and self.monotonic() - cached < LIST_RETRY:
+            return None
+        key = list_key(app, files.sha256)
+        try:
+            data = self.store.fetch(key, max_bytes=files.length)
+            digest = hashlib.sha256(data).hexdigest()
+            if len(data) != files.length or digest != files.sha256:
+                log.warning(
+                    "%s: not the signed file list (%d bytes, SHA-256 %s; signed: %d bytes, %s); "
+                    "answering with the zip only",
+                    key,
+                    len(data),
+                    digest,
+                    files.length,
+                    files.sha256,
+                )
+                self._lists[files.sha256] = self.monotonic()
+                return None
+            found = parse_list(data, count=files.count)
+        except Error as exc:
+            log.warning("%s: %s; answering with the zip only", key, exc.diagnostics())
+            self._lists[files.sha256] = self.monotonic()
+            return None
+        self._lists[files.sha256] = found
+        return found
+
+    def _manifest(self, app: str, files: CapgoFiles, own_base: str) -> tuple[ManifestEntry, ...]:
+        """The reply's ``manifest``: every listed file with its absolute URL; () without a list."""
+        cache_key = (files.sha256, own_base)
+        ready = self._manifests.get(cache_key)
+        if ready is not None:
+            return ready
+        listed = self.file_list(app, files)
+        if listed is None:
+            return ()
+        url = self.urls.file_url
+        entries = tuple(
+            ManifestEntry(f.file_name, f.file_hash, url(app, f.body_sha256, own_base=own_base))
+            for f in listed.files
+        )
+        if not isinstance(self.urls, PresignedUrls):  # presigned URLs age
+            if len(self._manifests) >= MANIFEST_CACHE:
+                self._manifests.clear()
+            self._manifests[cache_key] = entries
+        return entries
+
     # --- the update check -----------------------------------------------------------------------
     def facts(self, app: str, device_id: str) -> DeviceFacts:
         """The device's channel override and failed versions (one indexed read)."""
@@ -296,11 +406,15 @@ class Service:
         if isinstance(decision, Offer):
             capgo = decision.release.capgo
             assert capgo is not None  # noqa: S101 - answer_update offers only releases with one
+            manifest: tuple[ManifestEntry, ...] = ()
+            if decision.manifest and self.manifest_mode and capgo.files is not None:
+                manifest = self._manifest(request.app_id, capgo.files, own_base)
             return UpdateReply(
                 version=decision.release.label,
                 url=self.urls.url(request.app_id, capgo.sha256, own_base=own_base),
                 checksum=capgo.checksum,
                 session_key=capgo.session_key,
+                manifest=manifest,
             )
         return decision
 
@@ -469,6 +583,22 @@ class Service:
         path: Path = root.joinpath(*capgo_key(app, sha).split("/"))
         if not path.is_file():
             raise RequestError("not_found", "No such bundle")
+        return path
+
+    def file_path(self, app: str, name: str) -> Path:
+        """The body behind ``/files/<app>/<sha>`` (manifest mode), or ``not_found``."""
+        root = getattr(self.store, "root", None)
+        if (
+            root is None
+            or not isinstance(self.urls, ServedUrls)
+            or app not in self.apps
+            or not APP_ID_RE.fullmatch(app)
+            or not SHA256_RE.fullmatch(name)
+        ):
+            raise RequestError("not_found")
+        path: Path = root.joinpath(*file_key(app, name).split("/"))
+        if not path.is_file():
+            raise RequestError("not_found", "No such file")
         return path
 
     def healthy(self) -> dict[str, object]:

@@ -214,24 +214,42 @@ def parse_stats(body: bytes) -> list[StatsIn]:
 
 # --- replies ------------------------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
+class ManifestEntry:
+    """One file of a manifest-mode update (capgo-protocol.md §2.1): all three always present."""
+
+    file_name: str
+    file_hash: str
+    download_url: str
+
+
+@dataclass(frozen=True, slots=True)
 class UpdateReply:
-    """An update: ``version``, ``url``, ``checksum``, ``session_key``; never ``message``."""
+    """An update: ``version``, ``url``, ``checksum``, ``session_key``; never ``message``.
+
+    With ``manifest`` the plugin builds the bundle file by file and never fetches ``url``; the
+    zip fields stay, since the plugin checks ``url`` first and older paths still need them.
+    """
 
     version: str
     url: str
     checksum: str
     session_key: str
+    manifest: tuple[ManifestEntry, ...] = ()
 
     def to_json(self) -> bytes:
-        """Exact JSON types, snake-case ``session_key``."""
-        return _encoder.encode(
-            {
-                "version": self.version,
-                "url": self.url,
-                "checksum": self.checksum,
-                "session_key": self.session_key,
-            }
-        )
+        """Exact JSON types, snake-case ``session_key``; ``manifest`` only when there is one."""
+        doc: dict[str, object] = {
+            "version": self.version,
+            "url": self.url,
+            "checksum": self.checksum,
+            "session_key": self.session_key,
+        }
+        if self.manifest:
+            doc["manifest"] = [
+                {"file_name": e.file_name, "file_hash": e.file_hash, "download_url": e.download_url}
+                for e in self.manifest
+            ]
+        return _encoder.encode(doc)
 
 
 @dataclass(frozen=True, slots=True)
