@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench bench-serve clean vectors fuzz mutation
+.PHONY: demo test lint typecheck unit bench bench-serve bench-delta clean vectors fuzz mutation
 
 # The first run takes about a minute: say so, and let pip show each package it fetches.
 $(STAMP): pyproject.toml
@@ -95,6 +95,11 @@ bench: $(STAMP)
 
 bench-serve: $(STAMP)
 	$(PY) bench/serve_load.py
+
+# Bytes per update, full against delta (issue 13): monaco 0.56.0 -> 0.57.0 (npm pack, cached in
+# bench/.cache/delta), a 300-chunk app with a one-line change, an index.html-only release.
+bench-delta: $(STAMP)
+	$(PY) bench/delta.py
 
 # Coverage-guided fuzzing (atheris): each target in fuzz/ for FUZZ_SECONDS, one after another;
 # writes fuzz/REPORT.md and keeps every finding in fuzz/crashes/ (which `make test` replays).
