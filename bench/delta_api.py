@@ -2,12 +2,13 @@
 
 The harness measures otaseal's own code, never a copy of it: making a patch is
 ``otaseal.formats.delta.make_patch``, the Capgo bodies are ``otaseal.formats.capgo_files.build``,
-a full install is ``otaseal.client.install_release``. The device's patch install is the
-client's own function when it has one (``DEVICE_APPLY_NAMES``); until then it is
-:func:`_standin_apply`, which strings together the device steps that exist (download with the
-signed length and digest, open the seal, ``read_header``/``check_header``,
-``otaseal.delta.apply.apply_patch``, swap) in the order of SPEC §19. ``describe()`` names which
-one ran, and the report prints it.
+a full install is ``otaseal.client.install_release``, a patch install is
+``otaseal.client.build_from_patch`` then the client's swap (what ``check_for_update`` does when
+the patch works; a refused patch raises here instead of falling back, so a fallback is never
+timed as a delta). Where the client lacks those, :func:`_standin_apply` strings together the
+device steps that exist (download with the signed length and digest, open the seal,
+``read_header``/``check_header``, ``otaseal.delta.apply.apply_patch``, swap) in the order of
+SPEC §19. ``describe()`` names which one ran, and the report prints it.
 """
 
 from __future__ import annotations
@@ -43,14 +44,10 @@ __all__ = [
     "make_patch",
 ]
 
-# Where the reference client's patch install may live, first match wins: (module, function).
-DEVICE_APPLY_NAMES = (
-    ("otaseal.client", "install_patch"),
-    ("otaseal.client", "apply_delta"),
-    ("otaseal.client", "install_delta"),
-    ("otaseal.delta.install", "install_patch"),
-    ("otaseal.delta", "install_patch"),
-)
+# The reference client's patch path: build the release from the patch into a staging folder,
+# then swap it in, as ``check_for_update`` does when the patch works (it raises, never falls back).
+DEVICE_BUILD = ("otaseal.client", "build_from_patch")
+DEVICE_SWAP = ("otaseal.client", "_swap")
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +106,17 @@ def install_full(update: Update, out_dir: Path, work: Path) -> None:
     )
 
 
-def _device_apply() -> tuple[str, Callable[..., Any] | None]:
-    for module, name in DEVICE_APPLY_NAMES:
+def _device_apply() -> tuple[str, Callable[..., Any] | None, Callable[..., Any] | None]:
+    found = []
+    for module, name in (DEVICE_BUILD, DEVICE_SWAP):
         try:
-            func = getattr(importlib.import_module(module), name, None)
+            found.append(getattr(importlib.import_module(module), name, None))
         except ImportError:
-            continue
-        if callable(func):
-            return f"{module}.{name}", func
-    return "stand-in (bench/delta_api.py)", None
+            found.append(None)
+    build_from_patch, swap = found
+    if callable(build_from_patch) and callable(swap):
+        return "otaseal.client.build_from_patch + swap", build_from_patch, swap
+    return "stand-in (bench/delta_api.py)", None, None
 
 
 def describe() -> str:
@@ -127,11 +126,11 @@ def describe() -> str:
 
 def apply_delta(update: Update, out_dir: Path, work: Path) -> None:
     """The device moves from the installed base in ``out_dir`` to the release through the patch."""
-    _, func = _device_apply()
-    if func is None:
+    _, build_from_patch, swap = _device_apply()
+    if build_from_patch is None or swap is None:
         _standin_apply(update, out_dir, work)
         return
-    func(
+    staging = build_from_patch(
         update.store,
         app=update.app,
         release=update.release,
@@ -140,6 +139,10 @@ def apply_delta(update: Update, out_dir: Path, work: Path) -> None:
         out_dir=out_dir,
         work=work,
     )
+    try:
+        swap(staging, out_dir, out_dir.with_name(out_dir.name + ".otaseal-old"))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _standin_apply(update: Update, out_dir: Path, work: Path) -> None:
