@@ -5,6 +5,8 @@ manifest (size-capped) → verify, then parse → app, channel, spec → version
 release → download at most the signed length → ciphertext hash before decrypting → decrypt →
 plaintext hash → safe extraction against the index → stage. Trusted state (root, manifest
 versions, installed release) is written once, atomically, and only when all of that succeeded.
+When the release carries a sealed patch from the installed bundle (SPEC §19), the device tries it
+first and falls back to the full bundle on any failure of the patch path.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from otaseal import jsonread, trust
 from otaseal.devicestate import STATE_FILE, DeviceState
 from otaseal.errors import (
+    Error,
     HashMismatchError,
     InputError,
     LengthError,
@@ -34,11 +37,32 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from otaseal.crypto import DecryptionKey
-    from otaseal.model import Release, Root
+    from otaseal.model import Patch, Release, Root
     from otaseal.progress import Progress
     from otaseal.store import Fetcher
 
-__all__ = ["STATE_FILE", "DeviceState", "FetchResult", "check_for_update"]
+__all__ = ["STATE_FILE", "DeltaReport", "DeviceState", "FetchResult", "check_for_update"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeltaReport:
+    """What became of the release's patch from the installed bundle (SPEC §19 "Report")."""
+
+    used: bool
+    base: str  # the installed bundle the patch starts from
+    base_label: str
+    bytes: int  # of the sealed patch downloaded, whether or not it was used
+    refused: str | None = None  # "<error class>: <what>" when the device fell back
+
+    def to_json(self) -> dict[str, object]:
+        """The ``delta`` member of ``fetch --json``."""
+        return {
+            "used": self.used,
+            "base": self.base,
+            "base_label": self.base_label,
+            "bytes": self.bytes,
+            "refused": self.refused,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +74,8 @@ class FetchResult:
     manifest_version: int
     release: Release | None
     detail: str = ""
+    downloaded: int = 0  # bytes of sealed bundles and patches this check downloaded
+    delta: DeltaReport | None = None  # None: the release has no patch this device could use
 
 
 def fetch_metadata(fetcher: Fetcher, key: str, what: str) -> bytes:
@@ -102,36 +128,82 @@ class _Reporting:
         return written
 
 
+class _Tally:
+    """Bytes downloaded so far in this check, kept even when a download is refused."""
+
+    __slots__ = ("bytes",)
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+
 def _download(
-    fetcher: Fetcher, key: str, release: Release, dest: Path, progress: Progress = NO_PROGRESS
+    fetcher: Fetcher,
+    key: str,
+    dest: Path,
+    *,
+    sha256: str,
+    length: int,
+    what: str,
+    progress: Progress = NO_PROGRESS,
+    tally: _Tally | None = None,
 ) -> None:
     """At most the signed length, hashed as it arrives; the digest is checked before decrypt."""
     digest, seen = hashlib.sha256(), 0
-    progress.start("downloading", size=release.length)
+    progress.start("downloading", size=length)
     with dest.open("wb") as out:
-        for chunk in fetcher.stream(key, max_bytes=release.length):
+        for chunk in fetcher.stream(key, max_bytes=length):
             seen += len(chunk)
-            if seen > release.length:  # whatever the transport does, stop at the signed length
+            if tally is not None:
+                tally.bytes += len(chunk)
+            if seen > length:  # whatever the transport does, stop at the signed length
                 raise LengthError(
-                    f"the bundle of {release.short} is longer than {release.length} bytes",
-                    expected=f"{release.length} bytes (the signed length)",
-                    fix="the stored bundle was altered; nothing was installed",
+                    f"{what} is longer than {length} bytes",
+                    expected=f"{length} bytes (the signed length)",
+                    fix="the stored file was altered; nothing was installed",
                 )
             digest.update(chunk)
             out.write(chunk)
             progress.advance(0, len(chunk))
-    if seen != release.length:
+    if seen != length:
         raise LengthError(
-            f"the bundle of {release.short} is {seen} bytes",
-            expected=f"{release.length} bytes (the signed length)",
-            fix="the stored bundle is truncated; republish it",
+            f"{what} is {seen} bytes",
+            expected=f"{length} bytes (the signed length)",
+            fix="the stored file is truncated; republish it",
         )
-    if digest.hexdigest() != release.sha256:
+    if digest.hexdigest() != sha256:
         raise HashMismatchError(
-            f"the bundle's SHA-256 is {digest.hexdigest()[:16]}…",
-            expected=f"{release.sha256[:16]}… as the signed manifest says",
-            fix="the stored bundle was altered or corrupted; nothing was installed",
+            f"the SHA-256 of {what} is {digest.hexdigest()[:16]}…",
+            expected=f"{sha256[:16]}… as the signed manifest says",
+            fix="the stored file was altered or corrupted; nothing was installed",
         )
+
+
+def _decrypt(
+    cipher: Path,
+    plain: Path,
+    decryption_key: DecryptionKey,
+    *,
+    sha256: str,
+    length: int,
+    what: str,
+    progress: Progress,
+) -> None:
+    """Decrypt at most ``length`` bytes, then check the plaintext's digest and length."""
+    from otaseal.formats.sealed import open_sealed  # noqa: PLC0415 - only when installing
+
+    progress.start("decrypting", size=length)
+    with cipher.open("rb") as src, plain.open("wb") as dst:
+        plain_sha, plain_len = open_sealed(
+            src, decryption_key, _Reporting(dst, progress), max_plaintext=length
+        )
+    if (plain_sha, plain_len) != (sha256, length):
+        raise HashMismatchError(
+            f"the SHA-256 of {what}, decrypted, is {plain_sha[:16]}… ({plain_len} bytes)",
+            expected=f"{sha256[:16]}… ({length} bytes)",
+            fix="it was sealed for other content; nothing was installed",
+        )
+    cipher.unlink()
 
 
 def install_release(
@@ -143,31 +215,37 @@ def install_release(
     out_dir: Path,
     work: Path,
     progress: Progress = NO_PROGRESS,
+    tally: _Tally | None = None,
 ) -> None:
     """Download, verify, decrypt and extract ``release`` into ``out_dir`` (replaced whole)."""
     from otaseal.archive import extract  # noqa: PLC0415 - only when installing
-    from otaseal.formats.sealed import open_sealed  # noqa: PLC0415
 
     cipher, plain = work / "bundle.cub", work / "bundle.zip"
-    _download(fetcher, bundle_key(app, release.sha256), release, cipher, progress)
-    progress.start("decrypting", size=release.plaintext_length)
-    with cipher.open("rb") as src, plain.open("wb") as dst:
-        plain_sha, plain_len = open_sealed(
-            src, decryption_key, _Reporting(dst, progress), max_plaintext=release.plaintext_length
-        )
-    if (plain_sha, plain_len) != (release.plaintext_sha256, release.plaintext_length):
-        raise HashMismatchError(
-            f"the decrypted bundle's SHA-256 is {plain_sha[:16]}… ({plain_len} bytes)",
-            expected=f"{release.plaintext_sha256[:16]}… ({release.plaintext_length} bytes)",
-            fix="the bundle was sealed for other content; nothing was installed",
-        )
-    cipher.unlink()
+    what = f"the bundle of {release.short}"
+    _download(
+        fetcher,
+        bundle_key(app, release.sha256),
+        cipher,
+        sha256=release.sha256,
+        length=release.length,
+        what=what,
+        progress=progress,
+        tally=tally,
+    )
+    _decrypt(
+        cipher,
+        plain,
+        decryption_key,
+        sha256=release.plaintext_sha256,
+        length=release.plaintext_length,
+        what=what,
+        progress=progress,
+    )
     old = out_dir.with_name(out_dir.name + ".otaseal-old")
     _remove_stale(old)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".otaseal-staging-", dir=out_dir.parent))
+    staging = _staging_path(out_dir)
     try:
-        shutil.rmtree(staging)
         index = extract(plain, staging, max_total_size=release.unpacked_size, progress=progress)
         if len(index.files) != release.files:
             raise HashMismatchError(
@@ -177,6 +255,88 @@ def install_release(
         _swap(staging, out_dir, old)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _staging_path(out_dir: Path) -> Path:
+    """A fresh name next to the install folder (same file system, so the swap is a rename)."""
+    staging = Path(tempfile.mkdtemp(prefix=".otaseal-staging-", dir=out_dir.parent))
+    staging.rmdir()
+    return staging
+
+
+def usable_patch(release: Release, installed: str | None, out_dir: Path) -> Patch | None:
+    """The release's patch from the installed bundle, if the installed folder is there."""
+    if release.delta is None or installed is None or _kind(out_dir) != stat.S_IFDIR:
+        return None
+    return release.delta.patch_from(installed)
+
+
+def build_from_patch(
+    fetcher: Fetcher,
+    *,
+    app: str,
+    release: Release,
+    patch: Patch,
+    decryption_key: DecryptionKey,
+    out_dir: Path,
+    work: Path,
+    progress: Progress = NO_PROGRESS,
+    tally: _Tally | None = None,
+) -> Path:
+    """Build ``release`` in a staging folder by applying ``patch`` to ``out_dir`` (SPEC §19).
+
+    Returns the staging folder, ready to swap in. Any failure removes it, leaves ``out_dir``
+    untouched and raises; the caller then installs the full bundle.
+    """
+    from otaseal.delta.apply import apply_patch  # noqa: PLC0415 - only when patching
+    from otaseal.formats.delta import check_header, read_header  # noqa: PLC0415
+
+    if release.delta is None:  # pragma: no cover - usable_patch found the patch there
+        raise ValueError(release.short)
+    cipher, plain = work / "patch.cub", work / "patch.bin"
+    what = f"the patch from {patch.base_label or patch.base[:12]} to {release.short}"
+    try:
+        _download(
+            fetcher,
+            bundle_key(app, patch.sha256),
+            cipher,
+            sha256=patch.sha256,
+            length=patch.length,
+            what=what,
+            progress=progress,
+            tally=tally,
+        )
+        _decrypt(
+            cipher,
+            plain,
+            decryption_key,
+            sha256=patch.plaintext_sha256,
+            length=patch.plaintext_length,
+            what=what,
+            progress=progress,
+        )
+        with plain.open("rb") as src:
+            header = read_header(src, patch.plaintext_length)
+        index = check_header(
+            header,
+            index_digest=release.delta.index,
+            base=patch.base,
+            target=release.sha256,
+            files=release.files,
+            size=release.unpacked_size,
+        )
+        old = out_dir.with_name(out_dir.name + ".otaseal-old")
+        _remove_stale(old)
+        staging = _staging_path(out_dir)
+        try:
+            apply_patch(plain, header, index, base_dir=out_dir, staging=staging, progress=progress)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    finally:
+        cipher.unlink(missing_ok=True)
+        plain.unlink(missing_ok=True)
+    return staging
 
 
 def _kind(path: Path) -> int | None:
@@ -338,15 +498,18 @@ def check_for_update(
             prefix=".otaseal-fetch-", dir=state_dir.parent if state_dir.parent.is_dir() else None
         )
     )
+    tally = _Tally()
     try:
-        install_release(
+        report = _install(
             fetcher,
             app=app,
             release=release,
+            installed=installed,
             decryption_key=decryption_key,
             out_dir=out_dir,
             work=work,
             progress=progress,
+            tally=tally,
         )
     except OSError as exc:
         raise InputError(
@@ -362,7 +525,70 @@ def check_for_update(
         "counter": release.counter,
     }
     state.save(state_dir)
-    return FetchResult("installed", channel, manifest.version, release)
+    return FetchResult(
+        "installed", channel, manifest.version, release, downloaded=tally.bytes, delta=report
+    )
+
+
+def _install(
+    fetcher: Fetcher,
+    *,
+    app: str,
+    release: Release,
+    installed: str | None,
+    decryption_key: DecryptionKey,
+    out_dir: Path,
+    work: Path,
+    progress: Progress,
+    tally: _Tally,
+) -> DeltaReport | None:
+    """The patch from the installed bundle if there is one and it works, else the full bundle.
+
+    The swap's own failure is not a patch failure: it is reported as it is for a full install.
+    """
+    patch = usable_patch(release, installed, out_dir)
+    refused = None
+    if patch is not None:
+        try:
+            staging = build_from_patch(
+                fetcher,
+                app=app,
+                release=release,
+                patch=patch,
+                decryption_key=decryption_key,
+                out_dir=out_dir,
+                work=work,
+                progress=progress,
+                tally=tally,
+            )
+        except Error as exc:
+            refused = f"{type(exc).__name__}: {exc.what}"
+        except OSError as exc:  # the device's own files: the full bundle may still fit
+            refused = f"InputError: cannot apply the patch ({exc.strerror})"
+        else:
+            try:
+                _swap(staging, out_dir, out_dir.with_name(out_dir.name + ".otaseal-old"))
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            return DeltaReport(
+                used=True, base=patch.base, base_label=patch.base_label, bytes=tally.bytes
+            )
+    patch_bytes = tally.bytes
+    install_release(
+        fetcher,
+        app=app,
+        release=release,
+        decryption_key=decryption_key,
+        out_dir=out_dir,
+        work=work,
+        progress=progress,
+        tally=tally,
+    )
+    if patch is None:
+        return None
+    return DeltaReport(
+        used=False, base=patch.base, base_label=patch.base_label, bytes=patch_bytes, refused=refused
+    )
 
 
 def _check_device(install_id: str, native: int | None) -> None:

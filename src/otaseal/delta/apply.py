@@ -1,0 +1,244 @@
+"""Apply a checked patch: build the new release's files in a fresh staging folder (SPEC §19).
+
+Base files are read from the installed tree, which the device does not trust more than the
+store: no symbolic link is followed at any depth, only regular files are read, a dictionary is
+capped, and every result is checked against the signed index (size and SHA-256) as it is
+written, decompression stopping one buffer past the indexed size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from typing import IO, TYPE_CHECKING, cast
+
+import zstandard
+
+from otaseal.errors import DeltaError, InputError
+from otaseal.formats.delta import MAX_DICT_SIZE, decompressor
+from otaseal.progress import NO_PROGRESS
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from otaseal.archive import FileEntry, Index
+    from otaseal.formats.delta import Op, PatchHeader
+    from otaseal.progress import Progress
+
+__all__ = ["apply_patch"]
+
+_BUFFER = 1 << 20
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+_DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
+_FILE = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+
+
+def apply_patch(
+    patch: Path,
+    header: PatchHeader,
+    index: Index,
+    *,
+    base_dir: Path,
+    staging: Path,
+    progress: Progress = NO_PROGRESS,
+) -> None:
+    """Write every file of ``index`` into ``staging`` (which must not exist yet).
+
+    ``patch`` is the checked patch plaintext that ``header`` was read from. Raises
+    :class:`DeltaError` when a base file or a result is not what the patch and index say;
+    the caller removes ``staging`` on any failure.
+    """
+    try:
+        staging.mkdir()
+        _make_folders(staging, index)
+    except OSError as exc:
+        raise _cannot_write(staging, exc) from None
+    progress.start("applying the patch", files=len(index.files), size=index.total_size)
+    patch_fd = os.open(patch, os.O_RDONLY | _CLOEXEC)
+    try:
+        root = _open_root(base_dir)
+        try:
+            for entry, op, (offset, length) in zip(
+                index.files, header.ops, header.payloads(), strict=True
+            ):
+                chunks = (
+                    _copy(root, op, entry)
+                    if op.op == "copy"
+                    else _inflate(root, op, entry, _Payload(patch_fd, offset, length))
+                )
+                _write(staging, entry, chunks)
+                progress.advance(1, entry.size)
+        finally:
+            os.close(root)
+    finally:
+        os.close(patch_fd)
+
+
+def _refuse(what: str, expected: str) -> DeltaError:
+    return DeltaError(
+        what,
+        expected=expected,
+        fix="the device installs the full bundle instead",
+    )
+
+
+def _cannot_write(where: Path, exc: OSError) -> InputError:
+    return InputError(
+        f"cannot write the patched build under {where} ({exc.strerror})",
+        expected="a writable folder next to the install folder, with room for the build",
+        fix="free some space or fix the folder's permissions",
+    )
+
+
+def _open_root(base_dir: Path) -> int:
+    try:
+        return os.open(base_dir, _DIR)
+    except OSError as exc:
+        raise _refuse(
+            f"the installed build {base_dir} cannot be opened ({exc.strerror})",
+            "the folder the installed release was unpacked into",
+        ) from None
+
+
+def _open_base(root: int, path: str) -> int:
+    """Open ``path`` under ``root`` one segment at a time, following no symbolic link."""
+    parts = path.split("/")
+    fd, opened = root, []
+    try:
+        for segment in parts[:-1]:
+            fd = os.open(segment, _DIR, dir_fd=fd)
+            opened.append(fd)
+        found = os.open(parts[-1], _FILE, dir_fd=fd)
+    except OSError as exc:
+        raise _refuse(
+            f"the installed file {path} cannot be read ({exc.strerror})",
+            "a regular file of the installed release, not a symbolic link",
+        ) from None
+    finally:
+        for each in opened:
+            os.close(each)
+    if not stat.S_ISREG(os.fstat(found).st_mode):
+        os.close(found)
+        raise _refuse(f"the installed {path} is not a regular file", "a regular file")
+    return found
+
+
+def _copy(root: int, op: Op, entry: FileEntry) -> Iterator[bytes]:
+    """The base file's bytes; it must have the indexed size (checked again as it is read)."""
+    assert op.source is not None  # noqa: S101 - the parser requires "from" on a copy
+    fd = _open_base(root, op.source)
+    try:
+        size = os.fstat(fd).st_size
+        if size != entry.size:
+            raise _refuse(
+                f"the installed {op.source} is {size} bytes",
+                f"{entry.size} bytes for {entry.path}, as the index says",
+            )
+        while chunk := os.read(fd, _BUFFER):
+            yield chunk
+    finally:
+        os.close(fd)
+
+
+def _read_dictionary(root: int, path: str) -> bytes:
+    fd = _open_base(root, path)
+    try:
+        size = os.fstat(fd).st_size
+        if size > MAX_DICT_SIZE:
+            raise _refuse(
+                f"the installed {path} is {size} bytes", f"at most {MAX_DICT_SIZE} as a dictionary"
+            )
+        data = bytearray()
+        while len(data) <= MAX_DICT_SIZE and (chunk := os.read(fd, _BUFFER)):
+            data += chunk
+    finally:
+        os.close(fd)
+    if len(data) > MAX_DICT_SIZE:
+        raise _refuse(f"the installed {path} grew while it was read", "a file nothing modifies")
+    return bytes(data)
+
+
+class _Payload:
+    """The bytes of one op's payload, read with ``pread`` from the patch file."""
+
+    __slots__ = ("_at", "_end", "_fd")
+
+    def __init__(self, fd: int, offset: int, length: int) -> None:
+        self._fd, self._at, self._end = fd, offset, offset + length
+
+    def read(self, size: int = -1) -> bytes:
+        left = self._end - self._at
+        want = left if size < 0 else min(size, left)
+        data = os.pread(self._fd, want, self._at) if want > 0 else b""
+        self._at += len(data)
+        return data
+
+
+def _inflate(root: int, op: Op, entry: FileEntry, payload: _Payload) -> Iterator[bytes]:
+    """The payload decompressed, at most one buffer past the indexed size."""
+    dictionary = _read_dictionary(root, op.source) if op.source is not None else None
+    try:
+        reader = decompressor(dictionary).stream_reader(
+            cast("IO[bytes]", payload), read_size=_BUFFER, read_across_frames=True
+        )
+        produced = 0
+        while produced <= entry.size:
+            chunk = reader.read(min(_BUFFER, entry.size + 1 - produced))
+            if not chunk:
+                return
+            produced += len(chunk)
+            yield chunk
+    except zstandard.ZstdError as exc:
+        raise _refuse(
+            f"the payload of {entry.path} does not decompress ({exc})",
+            "zstd frames (RFC 8878), with a window of at most 2^27 bytes",
+        ) from None
+
+
+def _make_folders(staging: Path, index: Index) -> None:
+    made: set[str] = set()
+    for entry in index.files:
+        segments = entry.path.split("/")[:-1]
+        for depth in range(1, len(segments) + 1):
+            key = "/".join(segments[:depth])
+            if key not in made:
+                (staging / key).mkdir()  # never exist_ok: staging is new, so each folder is ours
+                made.add(key)
+
+
+def _write(staging: Path, entry: FileEntry, chunks: Iterator[bytes]) -> None:
+    """Create the file exclusively, write and hash the chunks; refuse past or short of the index."""
+    digest, written = hashlib.sha256(), 0
+    try:
+        out = os.open(f"{staging}/{entry.path}", _CREATE, 0o644)
+    except OSError as exc:
+        raise _cannot_write(staging, exc) from None
+    try:
+        for chunk in chunks:
+            written += len(chunk)
+            if written > entry.size:
+                raise _refuse(
+                    f"the patch makes {entry.path} longer than {entry.size} bytes",
+                    f"{entry.size} bytes, as the index says",
+                )
+            digest.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(out, view) :]
+    except OSError as exc:
+        raise _cannot_write(staging, exc) from None
+    finally:
+        os.close(out)
+    if written != entry.size:
+        raise _refuse(
+            f"the patch makes {entry.path} {written} bytes", f"{entry.size}, as the index says"
+        )
+    if digest.hexdigest() != entry.sha256:
+        raise _refuse(
+            f"the patch makes {entry.path} with SHA-256 {digest.hexdigest()[:16]}…",
+            f"{entry.sha256[:16]}…, as the index says",
+        )
