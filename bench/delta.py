@@ -306,15 +306,15 @@ def measure(case: delta_trees.Case, work: Path, repeat: int, keys: Keys) -> Resu
         order = ("full", "delta") if n % 2 == 0 else ("delta", "full")
         for which in order:
             if which == "full":
-                step = functools.partial(
+                full = functools.partial(
                     seal_build, case.target, rounds / "pub-full", keys.device, counter=2
                 )
-                result.publish_full_s.append(timed(step))
+                result.publish_full_s.append(timed(full))
             else:
-                step = functools.partial(
+                patched = functools.partial(
                     seal_patch, case, base, target, rounds / "pub-delta", key=keys.device
                 )
-                result.publish_delta_s.append(timed(step))
+                result.publish_delta_s.append(timed(patched))
         for which in order:
             seconds = device_round(case, update, rounds / f"device-{which}", which, expected)
             (result.install_full_s if which == "full" else result.apply_delta_s).append(seconds)
@@ -444,15 +444,9 @@ def environment(argv: list[str]) -> dict[str, Any]:
                 break
     except OSError:
         pass
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit = _git("rev-parse", "--short", "HEAD") or "unknown"
+    if _git("status", "--porcelain", "--", "src"):
+        commit += " + uncommitted changes in src/"
     return {
         "command": " ".join(["python bench/delta.py", *argv]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -466,6 +460,16 @@ def environment(argv: list[str]) -> dict[str, Any]:
         "otaseal": commit,
         "delta_api": delta_api.describe(),
     }
+
+
+def _git(*args: str) -> str:
+    try:
+        run = subprocess.run(
+            ["git", "-C", str(HERE), *args], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return run.stdout.strip()
 
 
 def _load() -> str:
