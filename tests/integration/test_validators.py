@@ -80,6 +80,8 @@ def test_action_yml_inputs_are_kebab_case_and_described() -> None:
         "formats",
         "capgo-session-key",
         "capgo-checksum",
+        "delta-bytes",
+        "delta-patches",
         "comment-url",
         "deployment-id",
     }

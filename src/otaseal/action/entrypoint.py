@@ -12,6 +12,7 @@ The image runs this file as a script (Dockerfile ``ENTRYPOINT``); tests call :fu
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -36,6 +37,7 @@ from otaseal.action.report import (
 from otaseal.action.runner import Runner, RunnerError
 from otaseal.action.wording import for_action
 from otaseal.config import find_config, load_config
+from otaseal.deltas import update_sizes
 from otaseal.errors import Error, GitHubError, InputError
 from otaseal.github import GitHub, is_permission_denied, permission_hint
 from otaseal.model import format_time
@@ -60,7 +62,7 @@ if TYPE_CHECKING:
     from otaseal.action.guard_step import GuardNote
     from otaseal.archive import IndexDiff
     from otaseal.config import Config
-    from otaseal.model import ChannelManifest, Release
+    from otaseal.model import ChannelManifest, Patch, Release
 
 T = TypeVar("T")
 
@@ -165,6 +167,11 @@ def open_project(inputs: Inputs, env: Mapping[str, str], runner: Runner) -> Proj
         verify_config_key(config, channel, env)
     if inputs.capgo_key is not None:
         config = replace(config, keys={**config.keys, "capgo": inputs.capgo_key})
+    # keys.report is the `report-key` input, never a key file CI does not have (ADR 0010).
+    keys = {k: v for k, v in config.keys.items() if k != "report"}
+    if inputs.report_key is not None:
+        keys["report"] = inputs.report_key
+    config = replace(config, keys=keys)
     store = open_store(
         inputs.store or config.store,
         s3_endpoint=inputs.s3_endpoint or config.s3_endpoint,
@@ -443,6 +450,8 @@ def run_command(
             project_dir=inputs.project_dir,
             replace_rollout=inputs.replace_rollout,
             accept_incompatible=inputs.accept_incompatible,
+            delta_from=inputs.delta_from,
+            delta=inputs.delta,
         ).change
     elif inputs.command == "promote":
         change = promote(
@@ -548,8 +557,27 @@ def build_report(
         capgo_size=current.capgo.length if current and current.capgo else None,
         builtin=outcome.manifest is not None and outcome.manifest.builtin,
         guard=outcome.guard.text if outcome.guard else "",
+        **_delta_fields(typical_patch_of(outcome.manifest)),
     )
     return Report(release, broken)
+
+
+def typical_patch_of(manifest: ChannelManifest | None) -> Patch | None:
+    """The current release's patch most devices take (from the release listed after it)."""
+    if manifest is None or manifest.builtin or not manifest.releases:
+        return None
+    return update_sizes(manifest.releases)[0].patch
+
+
+def _delta_fields(patch: Patch | None) -> dict[str, Any]:
+    """``delta_size``, ``delta_from`` and ``delta_changed`` of a report or channel row."""
+    if patch is None:
+        return {}
+    return {
+        "delta_size": patch.length,
+        "delta_from": patch.base_label or patch.base[:12],
+        "delta_changed": patch.changed,
+    }
 
 
 def file_changes(
@@ -592,6 +620,7 @@ def channel_rows(project: Project) -> tuple[tuple[ChannelRow, ...], tuple[str, .
             continue
         current = manifest.current if manifest else None
         label = "builtin" if manifest and manifest.builtin else current.label if current else None
+        patch = typical_patch_of(manifest)
         rows.append(
             ChannelRow(
                 channel=entry.channel,
@@ -601,6 +630,8 @@ def channel_rows(project: Project) -> tuple[tuple[ChannelRow, ...], tuple[str, .
                 manifest_version=manifest.version if manifest else None,
                 expires=format_time(manifest.expires) if manifest else None,
                 paused=current.paused if current else False,
+                delta_size=patch.length if patch else None,
+                delta_changed=patch.changed if patch else None,
             )
         )
     return tuple(rows), tuple(broken)
@@ -629,6 +660,22 @@ def outcome_outputs(outcome: Outcome) -> dict[str, str]:
         "formats": ",".join(formats_of(current)),
         "capgo-session-key": current.capgo.session_key if current and current.capgo else "",
         "capgo-checksum": current.capgo.checksum if current and current.capgo else "",
+        **delta_outputs(outcome.manifest),
+    }
+
+
+def delta_outputs(manifest: ChannelManifest | None) -> dict[str, str]:
+    """``delta-bytes`` (the typical patch) and ``delta-patches`` (all, as JSON) of the current."""
+    current = manifest.current if manifest is not None else None
+    patch = typical_patch_of(manifest)
+    patches = current.delta.patches if current is not None and current.delta else ()
+    listed = [
+        {"base_label": p.base_label, "base_sha256": p.base, "bytes": p.length, "changed": p.changed}
+        for p in patches
+    ]
+    return {
+        "delta-bytes": str(patch.length) if patch else "",
+        "delta-patches": json.dumps(listed, sort_keys=True),
     }
 
 

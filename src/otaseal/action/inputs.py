@@ -51,6 +51,7 @@ _USES: Final[dict[Command, frozenset[str]]] = {
             "signing-key",
             "capgo-key",
             "allow-file",
+            "delta-from",
             *_PUBLISH_GATES,
         }
     ),
@@ -74,6 +75,7 @@ _OPTIONAL: Final = frozenset(
         "signing-key",
         "capgo-key",
         "allow-file",
+        "delta-from",
         "stats",
         "dry-run",
         *_PUBLISH_GATES,
@@ -110,6 +112,8 @@ class Inputs:
     github_token: str = ""
     comment: bool = True
     deployments: bool = True
+    delta_from: tuple[str, ...] = ()  # publish: bases of delta patches; () the default ones
+    delta: bool = True  # publish: False when `delta-from: none`
     stats: str | None = None  # status, guard: the stats database URL (guard: serve's default)
     dry_run: bool = False  # guard: decide, sign nothing
 
@@ -144,6 +148,9 @@ def read_inputs(runner: Runner) -> Inputs:
     native_min, project_dir, replace_rollout, accept_incompatible = (
         _publish_gates(runner) if command == "publish" else (None, None, False, False)
     )
+    delta_from, delta = (
+        _delta_from(runner.input("delta-from")) if "delta-from" in uses else ((), True)
+    )
     return Inputs(
         command=command,
         config=runner.input("config", default="otaseal.yml"),
@@ -162,6 +169,8 @@ def read_inputs(runner: Runner) -> Inputs:
         report_key=runner.input("report-key") or None,
         capgo_key=(runner.input("capgo-key") or None) if "capgo-key" in uses else None,
         allow_files=_patterns(runner.input("allow-file")) if "allow-file" in uses else (),
+        delta_from=delta_from,
+        delta=delta,
         pull_request=_pull_request(runner.input("pull-request")),
         github_token=runner.input("github-token"),
         comment=runner.bool_input("comment", default=True),
@@ -260,6 +269,22 @@ def _app_id(value: str) -> str | None:
 def _patterns(value: str) -> tuple[str, ...]:
     """``allow-file``: one path pattern per line (a YAML block), blank lines ignored."""
     return tuple(line.strip() for line in value.splitlines() if line.strip())
+
+
+def _delta_from(value: str) -> tuple[tuple[str, ...], bool]:
+    """``delta-from``: labels or counters (one per line or comma-separated), or ``none``."""
+    refs = tuple(r.strip() for line in value.splitlines() for r in line.split(",") if r.strip())
+    if refs == ("none",):
+        return (), False
+    if "none" in refs:
+        raise InputError(
+            f"the input 'delta-from' mixes `none` with releases ({', '.join(refs)[:200]})",
+            expected="labels or release counters of the channel, or `none` alone",
+            fix="write `delta-from: none` to make no patches, or list the releases only",
+        )
+    for ref in refs:
+        check_label(ref)
+    return refs, True
 
 
 def _pull_request(value: str) -> int | None:

@@ -51,6 +51,8 @@ class ChannelRow:
     manifest_version: int | None
     expires: str | None
     paused: bool = False
+    delta_size: int | None = None  # the current release's typical delta patch (SPEC §19)
+    delta_changed: int | None = None  # files that patch does not copy unchanged
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,9 @@ class ReleaseReport:
     builtin: bool = False  # the channel serves the app's builtin build (no bundle)
     health: str = ""  # markdown from otaseal.action.health_markdown (escaped by it), or ""
     guard: str = ""  # plain text: what ``guard`` did and on what evidence (escaped here), or ""
+    delta_size: int | None = None  # the typical delta patch's length, None without patches
+    delta_from: str | None = None  # the label of the release that patch starts from
+    delta_changed: int | None = None  # files the patch does not copy unchanged from its base
 
     @property
     def has_release(self) -> bool:
@@ -206,6 +211,8 @@ def _facts(report: ReleaseReport) -> str:
         else:
             change += size_change(report.size, report.size_delta)
         lines.append(f"{change}; {_file_counts(report)}")
+    if report.delta_size is not None:
+        lines.append(f"- **Update size:** {_update_text(report)}")
     if report.formats:
         formats = ", ".join(_text(f) for f in report.formats)
         if report.capgo_size is not None:
@@ -217,6 +224,23 @@ def _facts(report: ReleaseReport) -> str:
     else:
         lines.append("- **Signed by:** no signatures recorded")
     return "\n".join(lines)
+
+
+def _update_text(report: ReleaseReport) -> str:
+    """Full bundle, and the delta most devices download instead (SPEC §19)."""
+    full = f"full {human_size(report.size)}"
+    if report.delta_size is None:
+        return f"{full}; no delta patch"
+    share = f" ({_change_percent(report.delta_size / report.size * 100)} %)" if report.size else ""
+    base = f" from {_text(report.delta_from)}" if report.delta_from else ""
+    changed = _files_changed(report.delta_changed)
+    return f"{full}; delta{base} {human_size(report.delta_size)}{share}, {changed}"
+
+
+def _files_changed(count: int | None) -> str:
+    if count is None:
+        return "files changed unknown"
+    return f"{count} file{'' if count == 1 else 's'} changed"
 
 
 def _file_counts(report: ReleaseReport) -> str:
@@ -252,8 +276,8 @@ def _file_list(report: ReleaseReport) -> str | None:
 
 def _channels_table(report: ReleaseReport) -> str:
     lines = [
-        "| Channel | Release | Rollout | Digest | Manifest | Expires |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| Channel | Release | Rollout | Delta | Digest | Manifest | Expires |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in report.channels:
         channel = _text(row.channel)
@@ -263,14 +287,22 @@ def _channels_table(report: ReleaseReport) -> str:
             channel,
             _text(row.label) if row.label else _DASH,
             _rollout_cell(row),
+            _delta_cell(row),
             _short_digest(row.digest) if row.digest else _DASH,
             f"v{row.manifest_version}" if row.manifest_version is not None else _DASH,
             _text(row.expires) if row.expires else _DASH,
         ]
         lines.append("| " + " | ".join(cells) + " |")
     if not report.channels:
-        lines.append(f"| {_DASH} | {_DASH} | {_DASH} | {_DASH} | {_DASH} | {_DASH} |")
+        lines.append("| " + " | ".join([_DASH] * 7) + " |")
     return "\n".join(lines)
+
+
+def _delta_cell(row: ChannelRow) -> str:
+    """The current release's typical delta: its size and the files it changes."""
+    if row.delta_size is None:
+        return _DASH
+    return f"{human_size(row.delta_size)}, {_files_changed(row.delta_changed)}"
 
 
 def _rollout_cell(row: ChannelRow) -> str:

@@ -28,6 +28,7 @@ _INPUTS: Final = {
     "--store": "store",
     "--s3-endpoint": "s3-endpoint",
     "--config": "config",
+    "--delta-from": "delta-from",
 }
 _PER_COMMAND: Final = {"revert": {"--to": "release"}}
 _SWITCHES: Final = {
@@ -35,6 +36,7 @@ _SWITCHES: Final = {
     "--resume": "rollout: resume",
     "--replace-rollout": "replace-rollout: 'true'",
     "--accept-incompatible": "accept-incompatible: 'true'",
+    "--no-delta": "delta-from: none",
 }
 _ACTION_COMMANDS: Final = frozenset({"publish", "promote", "rollout", "revert", "resign", "status"})
 _POSITIONAL: Final = {"publish": "build-dir"}

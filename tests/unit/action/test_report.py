@@ -274,7 +274,7 @@ def test_pipe_in_a_label_does_not_break_the_table():
         render_comment(make(channels=(ChannelRow("beta", "1.0 | x | y", DIGEST, 100.0, 1, None),)))
     )
     assert len(rows) == 1
-    assert len(rows[0]) == 6
+    assert len(rows[0]) == 7
     assert rows[0][1].strip() == "1.0 \\| x \\| y"
 
 
@@ -282,7 +282,7 @@ def test_backslash_before_a_pipe_cannot_unescape_it():
     rows = table_rows(
         render_comment(make(channels=(ChannelRow("beta", "a\\|b", DIGEST, 100.0, 1, None),)))
     )
-    assert len(rows[0]) == 6
+    assert len(rows[0]) == 7
     assert rows[0][1].strip() == "a\\\\\\|b"
 
 
@@ -301,11 +301,19 @@ def test_long_label_is_cut():
 # --- channels table ----------------------------------------------------------------------------
 def test_channels_table_has_one_row_per_channel():
     text = render_comment(make())
-    assert "| Channel | Release | Rollout | Digest | Manifest | Expires |" in text
+    assert "| Channel | Release | Rollout | Delta | Digest | Manifest | Expires |" in text
     assert [[cell.strip() for cell in row] for row in table_rows(text)] == [
-        ["**beta**", "1.4.2", "100 %", "`0123456789ab`", "v12", "2026-12-01T00\\:00\\:00Z"],
-        ["production", "1.4.1", "12.5 %", "`abababababab`", "v7", "\u2014"],
-        ["canary", "\u2014", "\u2014", "\u2014", "\u2014", "\u2014"],
+        [
+            "**beta**",
+            "1.4.2",
+            "100 %",
+            "\u2014",
+            "`0123456789ab`",
+            "v12",
+            "2026-12-01T00\\:00\\:00Z",
+        ],
+        ["production", "1.4.1", "12.5 %", "\u2014", "`abababababab`", "v7", "\u2014"],
+        ["canary", "\u2014", "\u2014", "\u2014", "\u2014", "\u2014", "\u2014"],
     ]
 
 
@@ -319,7 +327,7 @@ def test_summary_has_the_same_table_and_headline():
 
 def test_empty_channel_list_still_renders_a_table():
     rows = table_rows(render_comment(make(channels=())))
-    assert rows == [[" \u2014 "] * 6]
+    assert rows == [[" \u2014 "] * 7]
 
 
 @pytest.mark.parametrize(("percent", "shown"), [(0.01, "0.01 %"), (33.33, "33.33 %"), (0, "0 %")])
