@@ -249,7 +249,13 @@ def main() -> None:
         shutil.copytree(WEB, build2)
         index = build2 / "index.html"
         index.write_text(index.read_text().replace("web build 1.0.0", "web build 1.1.0"))
-        otaseal("publish", str(build2), "--channel", "beta", "--label", "1.1.0", cwd=project)
+        v2 = otaseal("publish", str(build2), "--channel", "beta", "--label", "1.1.0", cwd=project)
+        for patch in v2["patches"]:  # type: ignore[attr-defined]
+            print(
+                f"  delta patch from {patch['base_label']}: {patch['bytes']} bytes instead of "
+                f"{v2['bundle_size']} ({patch['changed']} changed file(s)); devices on "
+                f"{patch['base_label']} download only that"
+            )
         otaseal(
             "promote", "--from", "beta", "--to", "production", "--release", "1.0.0", cwd=project
         )
