@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, cast
 
 import zstandard
@@ -20,7 +22,7 @@ from otaseal.formats.delta import MAX_DICT_SIZE, decompressor
 from otaseal.progress import NO_PROGRESS
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
 
     from otaseal.archive import FileEntry, Index
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
 __all__ = ["apply_patch"]
 
 _BUFFER = 1 << 20
+_BATCH = 32  # files per thread hand-off, as extraction does
+_MAX_THREADS = 4
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 _DIR = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
@@ -45,12 +49,14 @@ def apply_patch(
     base_dir: Path,
     staging: Path,
     progress: Progress = NO_PROGRESS,
+    workers: int | None = None,
 ) -> None:
     """Write every file of ``index`` into ``staging`` (which must not exist yet).
 
     ``patch`` is the checked patch plaintext that ``header`` was read from. Raises
     :class:`DeltaError` when a base file or a result is not what the patch and index say;
-    the caller removes ``staging`` on any failure.
+    the caller removes ``staging`` on any failure. Files are written by up to ``workers``
+    threads (default: one per CPU, at most 4), as a full install extracts them.
     """
     try:
         staging.mkdir()
@@ -58,24 +64,60 @@ def apply_patch(
     except OSError as exc:
         raise _cannot_write(staging, exc) from None
     progress.start("applying the patch", files=len(index.files), size=index.total_size)
+    jobs = list(zip(index.files, header.ops, header.payloads(), strict=True))
+    batches = [jobs[at : at + _BATCH] for at in range(0, len(jobs), _BATCH)]
+    threads = max(1, min(workers or os.cpu_count() or 1, _MAX_THREADS, len(batches)))
     patch_fd = os.open(patch, os.O_RDONLY | _CLOEXEC)
     try:
         root = _open_root(base_dir)
         try:
-            for entry, op, (offset, length) in zip(
-                index.files, header.ops, header.payloads(), strict=True
-            ):
-                chunks = (
-                    _copy(root, op, entry)
-                    if op.op == "copy"
-                    else _inflate(root, op, entry, _Payload(patch_fd, offset, length))
-                )
-                _write(staging, entry, chunks)
-                progress.advance(1, entry.size)
+            applier = _Applier(root, patch_fd, staging, progress)
+            if threads == 1:
+                for batch in batches:
+                    applier.batch(batch)
+                return
+            with ThreadPoolExecutor(threads) as pool:
+                futures = [pool.submit(applier.batch, batch) for batch in batches]
+                try:
+                    for future in futures:
+                        future.result()
+                finally:  # the first failure stops the other batches before they write more
+                    applier.failed.set()
         finally:
             os.close(root)
     finally:
         os.close(patch_fd)
+
+
+_Job = tuple["FileEntry", "Op", tuple[int, int]]
+
+
+class _Applier:
+    """What every batch shares: the open base tree and patch, the staging folder, a stop flag."""
+
+    __slots__ = ("failed", "patch_fd", "progress", "root", "staging")
+
+    def __init__(self, root: int, patch_fd: int, staging: Path, progress: Progress) -> None:
+        self.root, self.patch_fd, self.staging, self.progress = root, patch_fd, staging, progress
+        self.failed = threading.Event()
+
+    def batch(self, batch: Sequence[_Job]) -> None:
+        """Write each file of ``batch`` unless another batch failed."""
+        files = size = 0
+        for entry, op, (offset, length) in batch:
+            if self.failed.is_set():
+                return
+            chunks = (
+                _copy(self.root, op, entry)
+                if op.op == "copy"
+                else _inflate(self.root, op, entry, _Payload(self.patch_fd, offset, length))
+            )
+            _write(self.staging, entry, chunks)
+            files, size = files + 1, size + entry.size
+            if size >= _BUFFER:
+                self.progress.advance(files, size)
+                files = size = 0
+        self.progress.advance(files, size)
 
 
 def _refuse(what: str, expected: str) -> DeltaError:

@@ -409,14 +409,16 @@ def _check_target(target_dir: Path, entry: FileEntry) -> bytes:
 
 
 def compression_parameters(dict_size: int, size: int) -> zstandard.ZstdCompressionParameters:
-    """Level 19 with a window that reaches the whole dictionary, capped at 2^27 (SPEC §19)."""
+    """Level 19 with a window that reaches the whole dictionary, capped at 2^27 (SPEC §19).
+
+    No long-distance matching: with a raw-content dictionary it found nothing more (measured).
+    """
     window_log = max(_MIN_WINDOW_LOG, min(MAX_WINDOW_LOG, (dict_size + size).bit_length()))
     return zstandard.ZstdCompressionParameters.from_level(
         LEVEL,
         source_size=size,
         dict_size=dict_size,
         window_log=window_log,
-        enable_ldm=dict_size + size > 1 << _MIN_WINDOW_LOG + 3,
         write_checksum=0,
         write_content_size=1,
         write_dict_id=0,
