@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
     from datetime import datetime
 
+    from otaseal.client import FetchResult
     from otaseal.model import ChannelManifest, Patch, Release
     from otaseal.operations import Change, Project
     from otaseal.progress import Progress
@@ -639,15 +640,32 @@ def cmd_fetch(args: argparse.Namespace, out: Output) -> int:
         "label": release.label if release else None,
         "digest": release.sha256 if release else None,
         "out": str(Path(args.out)) if result.status == "installed" else None,
+        "downloaded": result.downloaded,
+        "delta": result.delta.to_json() if result.delta else None,
     }
     if result.status == "installed" and release:
         line = f"installed {release.label} (sha256 {release.sha256}) into {args.out}"
+        line += _delta_text(result)
     elif result.status == "builtin":
         line = f"{args.channel}: back to the app's builtin build"
     else:
         line = f"up to date: {result.detail}" + (f" ({release.short})" if release else "")
     out.result(doc, [line])
     return 0
+
+
+def _delta_text(result: FetchResult) -> str:
+    """How the release came: by its patch, or in full (and why the patch was refused)."""
+    report = result.delta
+    if report is None:
+        return f", {result.downloaded} bytes downloaded"
+    base = report.base_label or report.base[:12]
+    if report.used:
+        return f" by its patch from {base}: {result.downloaded} bytes downloaded"
+    return (
+        f", the full bundle after the patch from {base} was refused ({report.refused}): "
+        f"{result.downloaded} bytes downloaded"
+    )
 
 
 def _check_root_file(path: str, data: bytes, app: str) -> None:
