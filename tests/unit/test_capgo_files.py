@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 
 import brotli  # type: ignore[import-untyped]
 import pytest
@@ -90,3 +92,27 @@ def test_a_list_with_an_unsafe_path_is_refused(key: crypto.CapgoPrivateKey, name
     bad = bad.replace(b"\x00", b"\\u0000")
     with pytest.raises(MalformedMetadataError, match="file_name"):
         capgo_files.parse_list(bad, count=1)
+
+
+VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+
+
+def test_committed_vectors_decrypt_and_recover_as_a_device_does() -> None:
+    vector = json.loads((VECTORS / "capgo-files.vector.json").read_text())
+    keys = json.loads((VECTORS / "keys.json").read_text())["capgo"]
+    public = crypto.load_capgo_public_key(keys["public_pem"].encode())
+    private = crypto.capgo_key_from_primes(int(keys["p_hex"], 16), int(keys["q_hex"], 16))
+    aes_key, iv = private.content_key(vector["app"])
+    assert (aes_key.hex(), iv.hex()) == (
+        vector["content_key"]["aes_key"],
+        vector["content_key"]["iv"],
+    )
+    data = (VECTORS / "capgo-files.json").read_bytes()
+    pointer = vector["list"]["capgo.files"]
+    assert hashlib.sha256(data).hexdigest() == pointer["sha256"]
+    listed = capgo_files.parse_list(data, count=pointer["count"])
+    for entry in listed.files:
+        assert recover_checksum(entry.file_hash, public) == entry.sha256
+    body = (VECTORS / "capgo-file.bin").read_bytes()
+    plain = _open(body, aes_key, iv, brotli_name=False)
+    assert hashlib.sha256(plain).hexdigest() == vector["body"]["plaintext_sha256"]
