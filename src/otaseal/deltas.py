@@ -42,22 +42,18 @@ def default_bases(served: Sequence[Release], new_plaintext_sha256: str) -> tuple
     return tuple(out[:DEFAULT_BASES])
 
 
-def find_base(ref: str, served: Sequence[Release], seen: Sequence[Release]) -> Release | None:
-    """A release by label, digest (prefix) or release counter: the served ones first.
-
-    ``seen`` is every release any manifest version of the channel listed (its history).
-    """
+def find_base(ref: str, releases: Sequence[Release], channel: str) -> Release | None:
+    """A release of ``channel`` by label, digest (prefix) or release counter (``12``, ``r12``)."""
     from otaseal.operations import find_release  # noqa: PLC0415
 
-    for releases in (served, seen):
-        found = find_release(releases, ref, "the channel")
-        if found is not None:
-            return found
-        number = ref.removeprefix("r")
-        if number.isdigit():
-            hits = {r.sha256: r for r in releases if r.counter == int(number)}
-            if len(hits) == 1:
-                return next(iter(hits.values()))
+    found = find_release(releases, ref, channel)
+    if found is not None:
+        return found
+    number = ref.removeprefix("r")
+    if number.isdigit():
+        hits = {r.sha256: r for r in releases if r.counter == int(number)}
+        if len(hits) == 1:
+            return next(iter(hits.values()))
     return None
 
 
@@ -194,10 +190,14 @@ def plan(
             expected=f"at most {MAX_PATCHES} patches per release (SPEC §19)",
             fix="name the releases most devices run, e.g. the ones `otaseal status` lists",
         )
-    seen = tuple(r for m in reversed(history()) for r in m.releases)
+    seen: tuple[Release, ...] | None = None  # every release any version listed, newest first
     bases: list[Release] = []
     for ref in refs:
-        release = find_base(ref, served, seen)
+        release = find_base(ref, served, channel)
+        if release is None:  # it may have left the manifest: look through the channel's history
+            if seen is None:
+                seen = tuple(r for m in reversed(history()) for r in m.releases)
+            release = find_base(ref, seen, channel)
         if release is None:
             listed = ", ".join(r.short for r in served) or "none"
             raise InputError(

@@ -75,13 +75,14 @@ def test_default_bases_are_the_served_releases_without_the_new_build_at_most_thr
     assert deltas.default_bases([served[0], served[0]], "0" * 64) == (served[0],)
 
 
-def test_a_base_is_found_by_label_counter_or_digest_served_first_then_history() -> None:
-    served, gone = [_release(3), _release(2)], [_release(1)]
-    assert deltas.find_base("r2", served, gone) == served[1]
-    assert deltas.find_base("2", served, gone) == served[1]
-    assert deltas.find_base("1", served, gone) == gone[0]
-    assert deltas.find_base(served[0].sha256[:10], served, gone) == served[0]
-    assert deltas.find_base("r9", served, gone) is None
+def test_a_base_is_found_by_label_counter_or_digest() -> None:
+    served = [_release(3), replace(_release(2), label="1.0.2"), _release(1)]
+    assert deltas.find_base("1.0.2", served, "beta") == served[1]
+    assert deltas.find_base("2", served, "beta") == served[1]
+    assert deltas.find_base("r2", served, "beta") == served[1]
+    assert deltas.find_base("r1", served, "beta") == served[2]
+    assert deltas.find_base(served[0].sha256[:10], served, "beta") == served[0]
+    assert deltas.find_base("r9", served, "beta") is None
 
 
 def test_the_typical_patch_starts_from_the_release_listed_after_else_the_smallest() -> None:
