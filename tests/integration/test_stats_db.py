@@ -32,6 +32,9 @@ T0_MS = int(T0.timestamp() * 1000)
 DAY = timedelta(days=1)
 
 
+ALL_STEPS = [m.number for m in migrations.load("sqlite")]
+
+
 def clock() -> float:
     return T0.timestamp()
 
@@ -116,6 +119,24 @@ def test_record_counts_new_events_and_a_resent_batch_is_not_counted_twice(db: St
 def test_an_empty_batch_records_nothing(db: StatsDb) -> None:
     assert db.record([]) == 0
     assert db.counts(since=T0 - DAY, until=T0 + DAY) == []
+
+
+def test_sqlite_a_channel_another_worker_set_is_seen_within_a_second(tmp_path: Path) -> None:
+    now = [T0.timestamp()]
+    one = SqliteStatsDb(tmp_path / "s.sqlite", clock=lambda: now[0])
+    one.migrate()
+    two = SqliteStatsDb(tmp_path / "s.sqlite", clock=lambda: now[0])
+    assert two.device(APP, device(1)) == DeviceFacts()  # two has read: nobody has facts
+    one.set_channel(APP, device(1), "beta")
+    one.record([event("update_fail", "1.1", dev=2)])
+    assert one.device(APP, device(1)) == DeviceFacts("beta")  # the writer knows at once
+    now[0] += 1.0
+    assert two.device(APP, device(1)) == DeviceFacts("beta")
+    assert two.device(APP, device(2)) == DeviceFacts(failed=frozenset({"1.1"}))
+    one.set_channel(APP, device(1), None)
+    assert (one.device(APP, device(1)), two.device(APP, device(1))) == (DeviceFacts(),) * 2
+    one.close()
+    two.close()
 
 
 def test_sqlite_a_batch_another_worker_stored_is_not_counted_twice(tmp_path: Path) -> None:
@@ -339,7 +360,7 @@ def test_migrate_twice_is_a_no_op(backend: str) -> None:
         assert window(db)[(APP, "production", "1.1")].installs == 1
     finally:
         db.close()
-    assert _versions(backend) == [1]
+    assert _versions(backend) == ALL_STEPS
 
 
 def test_a_database_newer_than_the_code_is_refused(backend: str) -> None:
@@ -403,7 +424,7 @@ def test_migrate_on_an_empty_database_applies_every_step(tmp_path: Path) -> None
     db = open_stats(f"sqlite://{tmp_path / 'new.sqlite'}")
     db.migrate()
     db.close()
-    assert _versions(f"sqlite://{tmp_path / 'new.sqlite'}") == [1]
+    assert _versions(f"sqlite://{tmp_path / 'new.sqlite'}") == ALL_STEPS
 
 
 def _execute(url: str, sql: str) -> None:
@@ -574,7 +595,7 @@ def test_sqlite_migrate_skips_a_step_another_process_applied_meanwhile(
     db.migrate()  # saw 0 outside the lock, then the step is there: nothing applied twice
     monkeypatch.undo()
     db.close()
-    assert _versions(f"sqlite://{tmp_path / 's.sqlite'}") == [1]
+    assert _versions(f"sqlite://{tmp_path / 's.sqlite'}") == ALL_STEPS
 
 
 def test_sqlite_write_failure_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -626,7 +647,7 @@ def test_postgres_two_migrators_at_once_apply_each_step_once(postgres: Any) -> N
     for db in dbs:
         db.close()
     assert errors == []
-    assert _versions(url) == [1]
+    assert _versions(url) == ALL_STEPS
 
 
 def test_postgres_after_close_is_a_stats_error(pg_template: Any) -> None:

@@ -20,6 +20,7 @@ import psycopg_pool
 from otaseal.serve import events as ev
 from otaseal.serve import migrations, rollup
 from otaseal.serve.db import DeviceFacts, HourlyDevices, ReleaseCounts, StatsError
+from otaseal.serve.known import KnownDevices
 from otaseal.serve.stats_url import redact
 
 if TYPE_CHECKING:
@@ -49,6 +50,10 @@ _DEVICE = (
     "SELECT 1, channel FROM device_channels WHERE app = %(app)s AND device_id = %(device)s"
     " UNION ALL SELECT 2, version FROM device_failures"
     " WHERE app = %(app)s AND device_id = %(device)s"
+)
+_CHANGED_SINCE = (
+    "SELECT app, device_id FROM device_channels WHERE updated_ms >= %(since)s"
+    " UNION SELECT app, device_id FROM device_failures WHERE reported_ms >= %(since)s"
 )
 _COUNT_ACTIONS = (
     "SELECT app, channel, release, action, count(*) FROM events"
@@ -93,6 +98,7 @@ class PostgresStatsDb:
         self._clock = clock
         self._recent = ev.RecentKeys()
         self._recent_lock = threading.Lock()
+        self._known = KnownDevices(self._changed_since, clock=clock)
         with self._errors("connecting to"):
             psycopg.connect(conninfo, connect_timeout=CONNECT_TIMEOUT_S).close()
         self._pool: psycopg_pool.ConnectionPool[psycopg.Connection[Any]] = (
@@ -186,10 +192,14 @@ class PostgresStatsDb:
                 conn.execute(_INSERT_FAILURES, [list(c) for c in zip(*failures, strict=True)])
         with self._recent_lock:
             self._recent.remember(fresh)
+        for app, device_id, _, _ in failures:
+            self._known.add(app, device_id)
         return max(new, 0)
 
     def device(self, app: str, device_id: str) -> DeviceFacts:
-        """The device's channel override and failed versions: one indexed query."""
+        """The device's channel override and failed versions: one indexed query, if any."""
+        if not self._known.may_have_facts(app, device_id):
+            return DeviceFacts()
         with self._conn("reading a device from") as conn:
             found = conn.execute(_DEVICE, {"app": app, "device": device_id}).fetchall()
         if not found:
@@ -203,8 +213,15 @@ class PostgresStatsDb:
                 failed.append(value)
         return DeviceFacts(channel=channel, failed=frozenset(failed))
 
+    def _changed_since(self, since_ms: int | None) -> list[tuple[str, str]]:
+        """Devices whose facts changed at or after ``since_ms`` (None: every device with facts)."""
+        with self._conn("reading device facts from") as conn:
+            rows = conn.execute(_CHANGED_SINCE, {"since": -1 if since_ms is None else since_ms})
+            return [(str(app), str(device)) for app, device in rows.fetchall()]
+
     def set_channel(self, app: str, device_id: str, channel: str | None) -> None:
         """Set (or with None clear) the device's self-assigned channel."""
+        self._known.add(app, device_id)  # before the write: a reader never misses it
         with self._conn("setting a device channel in") as conn:
             if channel is None:
                 conn.execute(

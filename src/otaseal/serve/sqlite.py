@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from otaseal.serve import events as ev
 from otaseal.serve import migrations, rollup
 from otaseal.serve.db import DeviceFacts, HourlyDevices, ReleaseCounts, StatsError
+from otaseal.serve.known import KnownDevices
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +51,10 @@ _INSERT_FAILURE = (
 _DEVICE = (
     "SELECT 1, channel FROM device_channels WHERE app = ?1 AND device_id = ?2"
     " UNION ALL SELECT 2, version FROM device_failures WHERE app = ?1 AND device_id = ?2"
+)
+_CHANGED_SINCE = (
+    "SELECT app, device_id FROM device_channels WHERE updated_ms >= ?1"
+    " UNION SELECT app, device_id FROM device_failures WHERE reported_ms >= ?1"
 )
 _COUNT_ACTIONS = (
     "SELECT app, channel, release, action, count(*) FROM events"
@@ -101,6 +106,7 @@ class SqliteStatsDb:
                 ) from None
         self._lock = threading.Lock()
         self._recent = ev.RecentKeys()
+        self._known = KnownDevices(self._changed_since, clock=clock)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._closed = False
@@ -221,10 +227,14 @@ class SqliteStatsDb:
             if failures:
                 conn.executemany(_INSERT_FAILURE, failures)
         self._recent.remember(fresh)
+        for app, device_id, _, _ in failures:
+            self._known.add(app, device_id)
         return new
 
     def device(self, app: str, device_id: str) -> DeviceFacts:
-        """The device's channel override and failed versions: one indexed query."""
+        """The device's channel override and failed versions: one indexed query, if any."""
+        if not self._known.may_have_facts(app, device_id):
+            return DeviceFacts()
         conn = self._reader()
         with self._errors("reading a device from"):
             found = conn.execute(_DEVICE, (app, device_id)).fetchall()
@@ -241,6 +251,7 @@ class SqliteStatsDb:
 
     def set_channel(self, app: str, device_id: str, channel: str | None) -> None:
         """Set (or with None clear) the device's self-assigned channel."""
+        self._known.add(app, device_id)  # before the write: a reader never misses it
         with self._write("setting a device channel in") as conn:
             if channel is None:
                 conn.execute(
@@ -253,6 +264,13 @@ class SqliteStatsDb:
                     " SET channel = excluded.channel, updated_ms = excluded.updated_ms",
                     (app, device_id, channel, self._now_ms()),
                 )
+
+    def _changed_since(self, since_ms: int | None) -> list[tuple[str, str]]:
+        """Devices whose facts changed at or after ``since_ms`` (None: every device with facts)."""
+        conn = self._reader()
+        with self._errors("reading device facts from"):
+            rows = conn.execute(_CHANGED_SINCE, (-1 if since_ms is None else since_ms,))
+            return [(str(app), str(device)) for app, device in rows.fetchall()]
 
     def counts(
         self, *, since: datetime, until: datetime, app: str | None = None
