@@ -9,6 +9,7 @@ of a release are pure functions; the rest is the I/O around ``formats.delta.make
 from __future__ import annotations
 
 import hashlib
+import shutil
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -282,12 +283,16 @@ def make_patches(
     index_json: bytes,
     *,
     target_bundle: str,
+    full_length: int,
     seal_to: Sequence[RecipientKey],
     tmp: Path,
     notice: Notice,
     progress: Progress = NO_PROGRESS,
 ) -> tuple[MadePatchFile, ...]:
-    """One sealed patch per base; a default base that fails is skipped with a notice."""
+    """One sealed patch per base, each smaller than the full bundle (``full_length``).
+
+    A default base that fails is skipped with a notice; an explicit one stops the publish.
+    """
     if chosen.key is None:
         return ()
     made = []
@@ -296,23 +301,30 @@ def make_patches(
         work.mkdir()
         progress.start(f"delta from {base.label}", files=base.files, size=base.unpacked_size)
         try:
-            made.append(
-                _make_one(
-                    project,
-                    base,
-                    build_dir=build_dir,
-                    index_json=index_json,
-                    target_bundle=target_bundle,
-                    seal_to=seal_to,
-                    key=chosen.key,
-                    work=work,
-                )
+            one = _make_one(
+                project,
+                base,
+                build_dir=build_dir,
+                index_json=index_json,
+                target_bundle=target_bundle,
+                seal_to=seal_to,
+                key=chosen.key,
+                work=work,
             )
         except Error as exc:
             if chosen.explicit:
                 raise
             notice(f"no delta patch from {base.short}: {exc.what}")
-        progress.advance(base.files, base.unpacked_size)
+            continue
+        finally:
+            progress.advance(base.files, base.unpacked_size)
+        if one.patch.length >= full_length:  # devices would download more, not less
+            notice(
+                f"no delta patch from {base.short}: at {one.patch.length} bytes it is not "
+                f"smaller than the full bundle ({full_length} bytes)"
+            )
+            continue
+        made.append(one)
     return tuple(made)
 
 
@@ -335,6 +347,7 @@ def _make_one(
     result = make_patch(
         base_dir, build_dir, index_json, base_bundle=base.sha256, target_bundle=target_bundle
     )
+    shutil.rmtree(base_dir)  # several bases: keep one extracted tree on disk at a time
     path = work / "patch.cub"
     with path.open("wb") as out:
         writer = SealWriter(out, list(seal_to))

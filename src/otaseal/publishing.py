@@ -302,6 +302,7 @@ def _make_patches(
         build_dir,
         made.packed.index.to_json(),
         target_bundle=made.sealed.sha256,
+        full_length=made.sealed.length,
         seal_to=seal_to,
         tmp=tmp,
         notice=notice,
