@@ -245,7 +245,7 @@ def cmd_publish(args: argparse.Namespace, out: Output) -> int:
         )
         lines += [
             f"  delta patch from {p.base_label or p.base[:12]}: {p.length} bytes, "
-            f"{p.changed} files changed"
+            f"{p.changed} file{'' if p.changed == 1 else 's'} changed"
             for p in result.patches
         ]
     if release.capgo is not None:
