@@ -120,8 +120,18 @@ def sealed_to_with_report(
     recipients: Sequence[RecipientKey], report_to: RecipientKey | None
 ) -> list[RecipientKey]:
     """The app's recipients plus the report recipient (ADR 0010), each key once."""
+    from otaseal.formats.sealed import MAX_RECIPIENTS  # noqa: PLC0415
+
     keys = list(recipients)
     if report_to is not None and all(k.keyid != report_to.keyid for k in keys):
+        if len(keys) >= MAX_RECIPIENTS:
+            raise ConfigError(
+                f"otaseal.yml lists {len(keys)} recipients and a report_recipient",
+                expected=f"at most {MAX_RECIPIENTS} keys per bundle header, the report key "
+                "included (ADR 0010)",
+                fix="remove an app key that no installed app version ships any more "
+                "(`otaseal recipients remove KEYID`)",
+            )
         keys.append(report_to)
     return keys
 

@@ -259,3 +259,14 @@ def test_a_report_key_that_does_not_match_report_recipient_is_refused(
     assert "PRIVATE" not in error.diagnostics()
     no_public = replace(project, config=replace(project.config, report_recipient=None))
     assert isinstance(_refused(no_public, web), ConfigError)
+
+
+def test_sixteen_app_recipients_leave_no_room_for_the_report_key() -> None:
+    from otaseal.crypto import generate_decryption_key
+
+    keys = [generate_decryption_key().public for _ in range(17)]
+    assert deltas.sealed_to_with_report(keys[:15], keys[16]) == [*keys[:15], keys[16]]
+    assert deltas.sealed_to_with_report(keys[:2], keys[0]) == keys[:2]
+    with pytest.raises(ConfigError) as caught:
+        deltas.sealed_to_with_report(keys[:16], keys[16])
+    assert "report key included" in caught.value.expected
