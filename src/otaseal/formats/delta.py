@@ -328,7 +328,9 @@ def plan_ops(files: Sequence[FileEntry], base: Mapping[str, BaseFile]) -> list[O
             continue
         if same is None:
             same = _similar(entry, by_key.get(_name_key(entry.path), []))
-        usable = same is not None and 0 < same.size <= MAX_DICT_SIZE
+        # The dictionary and the file fit one 2^27 window: every match stays reachable, and a
+        # device never holds more than 128 MiB for one file.
+        usable = same is not None and same.size > 0 and same.size + entry.size <= MAX_WINDOW
         ops.append(Op(_ZSTD, same.path if usable and same else None))
     return ops
 
