@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import random
 from typing import TYPE_CHECKING
 
-from helpers import APP, error_json, folder_snapshot, make_build, ok_json, otaseal
+from helpers import (
+    APP,
+    error_json,
+    folder_snapshot,
+    installed_text,
+    make_build,
+    ok_json,
+    otaseal,
+)
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -69,3 +79,42 @@ def test_a_bad_delta_from_is_exit_2_with_the_reason_and_nothing_changes(tmp_path
         assert result.returncode == 2, result.stdout
         assert words in error_json(result)["message"]
         assert folder_snapshot(project) == before
+
+
+def _fetch(tmp_path: Path, project: Path) -> dict[str, object]:
+    return ok_json(
+        otaseal(
+            "fetch",
+            *("--store", str(project / "store"), "--app", APP, "--channel", "beta"),
+            *("--root", str(project / "root.json")),
+            *("--decryption-key", str(project / "keys" / "app-decryption.pem")),
+            *("--state", str(tmp_path / "device"), "--install-id", "d1"),
+            *("--out", str(tmp_path / "www"), "--json"),
+        )
+    )
+
+
+def test_a_device_on_the_previous_release_downloads_only_the_patch(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    build = make_build(tmp_path / "dist", "one")
+    for n in range(40):  # chunks that do not change: a patch copies them
+        body = base64.b64encode(random.Random(n).randbytes(3000)).decode()  # noqa: S311 - test data
+        (build / "assets" / f"chunk-{n}.js").write_text(f"export const c{n} = {body!r};\n")
+    first = _publish(project, build, "1.0.0")
+    assert _fetch(tmp_path, project)["downloaded"] == first["bundle_size"]
+    (build / "index.html").write_text("<!doctype html><title>two</title><p>two</p>\n")
+    second = _publish(project, build, "1.0.1")
+    [patch] = second["patches"]  # type: ignore[misc]
+
+    fetched = _fetch(tmp_path, project)
+
+    assert fetched["delta"] == {
+        "used": True,
+        "base": first["bundle_sha256"],
+        "base_label": "1.0.0",
+        "bytes": patch["bytes"],
+        "refused": None,
+    }
+    assert fetched["downloaded"] == patch["bytes"]
+    assert patch["bytes"] * 10 < second["bundle_size"]  # type: ignore[operator]
+    assert installed_text(tmp_path / "www") == "two"
