@@ -362,7 +362,7 @@ class CapgoPublicKey:
 class CapgoPrivateKey:
     """The RSA-2048 private key that makes Capgo session keys and checksums (CI only)."""
 
-    __slots__ = ("_d", "_e", "_key", "_n", "public")
+    __slots__ = ("_crt", "_d", "_e", "_key", "_n", "public")
 
     def __init__(self, key: rsa.RSAPrivateKey) -> None:
         self._key = key
@@ -370,6 +370,8 @@ class CapgoPrivateKey:
         self._d = numbers.d
         self._e = numbers.public_numbers.e
         self._n = numbers.public_numbers.n
+        # p, q, d mod p-1, d mod q-1, q^-1 mod p: the CRT form, ~3x faster than one pow mod n
+        self._crt = (numbers.p, numbers.q, numbers.dmp1, numbers.dmq1, numbers.iqmp)
         self.public = CapgoPublicKey(key.public_key().public_bytes(_PEM, _PKCS1))
 
     def __repr__(self) -> str:
@@ -390,7 +392,9 @@ class CapgoPrivateKey:
         n = self._n
         blind = secrets.randbelow(n - 3) + 2  # in 2..n-2; one not coprime to n would factor n
         blinded = int.from_bytes(encoded, "big") * pow(blind, self._e, n) % n
-        value = pow(blinded, self._d, n) * pow(blind, -1, n) % n
+        p, q, dp, dq, qinv = self._crt
+        m1, m2 = pow(blinded, dp, p), pow(blinded, dq, q)
+        value = (m2 + (qinv * (m1 - m2) % p) * q) * pow(blind, -1, n) % n
         block = value.to_bytes(CAPGO_BLOCK_SIZE, "big")
         if self.public.recover(block) != message:  # pragma: no cover - a fault, not an input
             raise DecryptionError("the RSA private-key operation gave a wrong result")
