@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 from otaseal import trust
 from otaseal.errors import Error, OversizeMetadataError
+from otaseal.formats.capgo_files import list_key
 from otaseal.model import format_time
 from otaseal.rootkeys.expiry import FAIL_BEFORE
 from otaseal.store import bundle_key, capgo_key, manifest_key, pointer_key, root_key
@@ -45,6 +46,8 @@ _BUNDLE = re.compile(r"bundles/([0-9a-f]{64})(\.cub|\.capgo\.zip)")
 _INDEX = re.compile(r"indexes/([0-9a-f]{64})\.cub")
 _COUNTER = re.compile(r"counters/[1-9][0-9]{0,15}")
 _NOT_AUDITED = ("stats/",)  # written by serve, not signed, read by no device
+# Manifest mode's file bodies: each is checked against its signed hash by serve and the device.
+_NOT_LISTED = ("capgo-files/",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -411,7 +414,7 @@ def expected_objects(
     histories: Mapping[str, Sequence[ChannelManifest]],
     pointers: Mapping[str, ChannelManifest],
 ) -> tuple[dict[str, Expected], list[Finding]]:
-    """Every bundle and Capgo artifact a manifest names, and counters that name two builds."""
+    """Every bundle, delta patch and Capgo artifact a manifest names, and reused counters."""
     refs: dict[str, list[tuple[str, int, str]]] = {}
     served: set[str] = set()
     counters: dict[int, set[str]] = {}
@@ -425,6 +428,11 @@ def expected_objects(
                 if release.capgo is not None:
                     capgo = release.capgo
                     keys.append((capgo_key(app, capgo.sha256), capgo.length, capgo.sha256))
+                    if capgo.files is not None:
+                        files = capgo.files
+                        keys.append((list_key(app, files.sha256), files.length, files.sha256))
+                patches = release.delta.patches if release.delta is not None else ()
+                keys += [(bundle_key(app, p.sha256), p.length, p.sha256) for p in patches]
                 for key, length, digest in keys:
                     refs.setdefault(key, []).append((who, length, digest))
                     if current is not None and manifest.version == current.version:
@@ -466,6 +474,7 @@ def check_objects(
     for key, want in sorted(expected.items()):
         got = measured.get(key)
         what = "Capgo artifact" if key.endswith(".capgo.zip") else "bundle"
+        what = "Capgo file list" if key.endswith(".capgo-files.json") else what
         named = ", ".join(want.referrers[:3]) + (" …" if len(want.referrers) > 3 else "")  # noqa: PLR2004
         problem = None
         if got is None:
@@ -506,7 +515,7 @@ def check_orphans(app: str, keys: Iterable[str], expected: Mapping[str, Expected
             or _MANIFEST.fullmatch(rest)
             or _POINTER.fullmatch(rest)
             or _COUNTER.fullmatch(rest)
-            or rest.startswith(_NOT_AUDITED)
+            or rest.startswith(_NOT_AUDITED + _NOT_LISTED)
         ):
             continue
         if _BUNDLE.fullmatch(rest):

@@ -32,7 +32,7 @@ APP = "com.example.app"
 def stored(project: Project, web: Path) -> dict[str, bytes]:
     publish(project, web, channel="beta", label="1.0.0")
     (web / "index.html").write_text("<p>two</p>\n")
-    publish(project, web, channel="beta", label="1.1.0")
+    publish(project, web, channel="beta", label="1.1.0", delta=False)  # patches: test_deltas
     promote(project, source="beta", target="production")
     keys = project.store.list(APP + "/")
     return {k: project.store.read(k)[0] for k in keys}

@@ -270,3 +270,17 @@ def test_sixteen_app_recipients_leave_no_room_for_the_report_key() -> None:
     with pytest.raises(ConfigError) as caught:
         deltas.sealed_to_with_report(keys[:16], keys[16])
     assert "report key included" in caught.value.expected
+
+
+def test_audit_counts_patches_as_named_objects_and_checks_them(
+    project: ops.Project, web: Path
+) -> None:
+    from otaseal.audit_run import run_audit
+
+    publish(project, web, channel="beta", label="1.0.0")
+    (patch,) = publish(project, _edit(web, "two"), channel="beta", label="1.0.1").patches
+    assert [f for f in run_audit(project).findings if f.code == "orphan"] == []
+    path = Path(project.store.describe()) / bundle_key(project.app, patch.sha256)
+    path.write_bytes(path.read_bytes()[:-1] + b"\0")
+    [finding] = run_audit(project).findings
+    assert (finding.code, finding.key) == ("bundle-hash", bundle_key(project.app, patch.sha256))
