@@ -146,14 +146,16 @@ def read_header(src: BinaryIO, total: int) -> PatchHeader:
     if _read_exact(src, len(MAGIC), "magic") != MAGIC:
         raise _refuse("does not start with the delta magic", "89 4F 54 44 0D 0A 1A 0A")
     (index_length,) = _U32.unpack(_read_exact(src, 4, "index length"))
-    if index_length > min(MAX_INDEX_SIZE, total):
+    offset = len(MAGIC) + 4
+    if index_length > min(MAX_INDEX_SIZE, total - offset):
         raise _refuse(f"declares an index of {index_length} bytes", "an index that fits the patch")
     index_json = _read_exact(src, index_length, "index")
     (ops_length,) = _U32.unpack(_read_exact(src, 4, "ops length"))
-    if ops_length > min(MAX_OPS_SIZE, total):
+    offset += index_length + 4
+    if ops_length > min(MAX_OPS_SIZE, total - offset):
         raise _refuse(f"declares ops of {ops_length} bytes", "an ops document that fits the patch")
     ops_json = _read_exact(src, ops_length, "ops")
-    offset = len(MAGIC) + 4 + index_length + 4 + ops_length
+    offset += ops_length
     base, target, ops = _parse_ops(ops_json)
     payload = sum(op.length for op in ops)
     if offset + payload != total:

@@ -1,0 +1,275 @@
+"""The sealed-delta format (SPEC §19.2): making a patch, and every refusal of its reader."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import struct
+
+import pytest
+
+from otaseal.archive import FileEntry, Index, pack
+from otaseal.errors import ArchiveError, DeltaError, InputError
+from otaseal.formats import delta
+
+BASE, TARGET = "b" * 64, "c" * 64
+CODE = "".join(f"export const v{i} = {i * 7};\n" for i in range(3000)).encode()
+OLD = {
+    "index.html": b"<!doctype html><p>one</p>\n",
+    "assets/index-Ab12Cd34.js": CODE,
+    "assets/lib.js": b"lib\n" * 100,
+    "img/logo.png": hashlib.shake_256(b"logo").digest(2000),
+}
+NEW = {
+    "index.html": b"<!doctype html><p>two</p>\n",
+    "assets/index-Zz98Yy76.js": CODE.replace(b"v1500 = ", b"v1500 = 1 + "),
+    "assets/lib.js": OLD["assets/lib.js"],
+    "images/logo.png": OLD["img/logo.png"],
+    "new.txt": b"new\n",
+}
+
+
+def _write(root, files):
+    for name, data in files.items():
+        path = root.joinpath(*name.split("/"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    return root
+
+
+def _index_json(tmp_path, files) -> bytes:
+    folder = _write(tmp_path / "packed", files)
+    return pack(folder, io.BytesIO(), workers=1).index.to_json()
+
+
+@pytest.fixture
+def made(tmp_path):
+    index_json = _index_json(tmp_path, NEW)
+    patch = delta.make_patch(
+        _write(tmp_path / "old", OLD),
+        _write(tmp_path / "new", NEW),
+        index_json,
+        base_bundle=BASE,
+        target_bundle=TARGET,
+    )
+    return patch, index_json
+
+
+def _read(data: bytes) -> delta.PatchHeader:
+    return delta.read_header(io.BytesIO(data), len(data))
+
+
+def _check(header, index_json, **changes):
+    index = Index.from_json(index_json)
+    values = {
+        "index_digest": hashlib.sha256(index_json).hexdigest(),
+        "base": BASE,
+        "target": TARGET,
+        "files": len(index.files),
+        "size": index.total_size,
+    } | changes
+    return delta.check_header(header, **values)
+
+
+# --- making ---------------------------------------------------------------------------------------
+def test_make_patch_copies_what_it_can_and_compresses_against_the_old_chunk(made):
+    patch, index_json = made
+    header = _read(patch.plaintext)
+    by_path = dict(
+        zip((f.path for f in Index.from_json(index_json).files), header.ops, strict=True)
+    )
+
+    assert by_path["assets/lib.js"] == delta.Op("copy", "assets/lib.js")
+    assert by_path["images/logo.png"] == delta.Op("copy", "img/logo.png")
+    assert by_path["assets/index-Zz98Yy76.js"].source == "assets/index-Ab12Cd34.js"
+    assert by_path["index.html"].source == "index.html"
+    assert by_path["new.txt"].op == "zstd"
+    assert by_path["new.txt"].source is None
+    assert patch.changed == 3
+    assert patch.length == len(patch.plaintext)
+    assert patch.sha256 == hashlib.sha256(patch.plaintext).hexdigest()
+    assert header.index_json == index_json
+    assert (header.base, header.target) == (BASE, TARGET)
+    assert by_path["assets/index-Zz98Yy76.js"].length < 200  # the dictionary did the work
+
+
+def test_make_patch_refuses_a_build_that_changed_since_it_was_packed(tmp_path):
+    index_json = _index_json(tmp_path, NEW)
+    target = _write(tmp_path / "new", {**NEW, "new.txt": b"changed after packing\n"})
+    with pytest.raises(InputError, match="differs from the bundle's index"):
+        delta.make_patch(
+            _write(tmp_path / "old", OLD),
+            target,
+            index_json,
+            base_bundle=BASE,
+            target_bundle=TARGET,
+        )
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        ("assets/index-DiwrgTda.js", "assets/index\0.js"),
+        ("assets/app.3f9a1c2b.js", "assets/app\0.js"),
+        ("assets/vendor-react-Ab12Cd34.js", "assets/vendor\0.js"),
+        ("assets/my-component-page.js", "assets/my-component-page.js"),
+        ("index.html", "/index.html"),
+        ("LICENSE", "/LICENSE."),
+    ],
+)
+def test_name_key_strips_a_bundlers_hash_part(path, key):
+    assert delta._name_key(path) == key
+
+
+def test_similar_names_pick_the_longest_common_prefix_then_the_closest_size():
+    base = {
+        p: delta.BaseFile(p, size, "0" * 64)
+        for p, size in (
+            ("assets/vendor-lodash-Ab12Cd34.js", 100),
+            ("assets/vendor-react-Qq11Ww22.js", 5000),
+            ("assets/vendor-react-dom-Ee33Rr44.js", 9000),
+        )
+    }
+    entry = FileEntry("assets/vendor-react-Zz98Yy76.js", 5100, "1" * 64)
+    assert delta.plan_ops([entry], base) == [delta.Op("zstd", "assets/vendor-react-Qq11Ww22.js")]
+
+
+def test_a_dictionary_that_would_not_fit_one_window_is_not_used(monkeypatch):
+    monkeypatch.setattr(delta, "MAX_WINDOW", 1000)
+    base = {"a.js": delta.BaseFile("a.js", 600, "0" * 64)}
+    assert delta.plan_ops([FileEntry("a.js", 500, "1" * 64)], base) == [delta.Op("zstd", None)]
+    assert delta.plan_ops([FileEntry("a.js", 400, "1" * 64)], base) == [delta.Op("zstd", "a.js")]
+
+
+def test_window_covers_dictionary_and_file_within_the_cap():
+    assert delta.compression_parameters(0, 10).window_log == 17
+    assert delta.compression_parameters(3 << 20, 1 << 20).window_log == 23
+    assert delta.compression_parameters(1 << 30, 1 << 30).window_log == 27
+
+
+def test_extract_release_returns_the_index_and_its_exact_bytes(tmp_path):
+    folder = _write(tmp_path / "build", NEW)
+    zip_path = tmp_path / "bundle.zip"
+    with zip_path.open("wb") as out:
+        packed = pack(folder, out, workers=1)
+    index, raw = delta.extract_release(zip_path, tmp_path / "x", max_total_size=1 << 20)
+    assert index == packed.index
+    assert raw == packed.index.to_json()
+    assert (tmp_path / "x" / "new.txt").read_bytes() == NEW["new.txt"]
+
+
+# --- reading: the framing (D4) --------------------------------------------------------------------
+def _frame(index_json: bytes, ops: object, payload: bytes = b"") -> bytes:
+    ops_json = ops if isinstance(ops, bytes) else json.dumps(ops).encode()
+    return (
+        delta.MAGIC
+        + struct.pack(">I", len(index_json))
+        + index_json
+        + struct.pack(">I", len(ops_json))
+        + ops_json
+        + payload
+    )
+
+
+def _ops(*files: object, **top: object) -> dict[str, object]:
+    return {"version": 1, "base": BASE, "target": TARGET, "files": list(files)} | top
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"\x89OTD\r\n\x1a\x0b" + b"\0" * 8, "does not start with the delta magic"),
+        (delta.MAGIC[:5], "ends inside its magic"),
+        (delta.MAGIC + b"\0\0", "ends inside its index length"),
+        (delta.MAGIC + b"\xff\xff\xff\xff", "declares an index of 4294967295 bytes"),
+        (delta.MAGIC + b"\0\0\0\x10{}", "declares an index of 16 bytes"),
+        (_frame(b"{}", b"")[:-4] + b"\0\0\0\x09{}", "declares ops of 9 bytes"),
+        (_frame(b"{}", b'{"version": 1, "version": 1}'), "ops are not JSON of SPEC §1"),
+        (_frame(b"{}", b"\xef\xbb\xbf{}"), "ops are not JSON of SPEC §1"),
+        (_frame(b"{}", _ops(version=2)), "not a version 1 document"),
+        (_frame(b"{}", _ops(version=True)), "not a version 1 document"),
+        (_frame(b"{}", _ops(base="B" * 64)), 'ops have no "base" digest'),
+        (_frame(b"{}", _ops(target=None)), 'ops have no "target" digest'),
+        (_frame(b"{}", _ops(files={})), 'ops have no "files" list'),
+        (_frame(b"{}", _ops([])), "op 0 is not an object"),
+        (_frame(b"{}", _ops({"op": "bsdiff"})), "op 0 is 'bsdiff'"),
+        (_frame(b"{}", _ops({"op": "copy"})), 'op 0\'s "from" is not a string'),
+        (_frame(b"{}", _ops({"op": "copy", "from": "../x"})), "has a '.' or '..' segment"),
+        (_frame(b"{}", _ops({"op": "copy", "from": "/etc/passwd"})), "is an absolute path"),
+        (_frame(b"{}", _ops({"op": "copy", "from": "a\\b"})), "contains a backslash"),
+        (_frame(b"{}", _ops({"op": "copy", "from": ".otaseal/index.json"})), "is reserved"),
+        (_frame(b"{}", _ops({"op": "zstd", "from": None})), '"length" is not an integer'),
+        (_frame(b"{}", _ops({"op": "zstd", "from": None, "length": -1})), "is not an integer"),
+        (_frame(b"{}", _ops({"op": "zstd", "from": None, "length": 4}), b"abc"), "3 bytes of"),
+        (_frame(b"{}", _ops({"op": "zstd", "from": None, "length": 2}), b"abc"), "3 bytes of"),
+        (_frame(b"{}", _ops({"op": "copy", "from": "a"}), b"x"), "has 1 bytes of payloads"),
+    ],
+)
+def test_reader_refuses_a_malformed_patch(data, words):
+    with pytest.raises(DeltaError) as caught:
+        _read(data)
+    assert words in caught.value.diagnostics()
+    assert "full bundle" in caught.value.diagnostics()
+
+
+def test_reader_ignores_unknown_members_and_finds_each_payload():
+    ops = _ops(
+        {"op": "copy", "from": "a", "hint": 1},
+        {"op": "zstd", "from": None, "length": 2},
+        {"op": "zstd", "from": "a", "length": 3},
+        extra={"x": 1},
+    )
+    header = _read(_frame(b"{}", ops, b"12345"))
+    start = header.payload_offset
+    assert header.payloads() == ((start, 0), (start, 2), (start + 2, 3))
+    assert header.ops[0] == delta.Op("copy", "a")
+
+
+# --- reading: against the signed release (D5, D6) -----------------------------------------------
+def test_check_header_accepts_the_patch_of_the_signed_release(made):
+    patch, index_json = made
+    assert _check(_read(patch.plaintext), index_json) == Index.from_json(index_json)
+
+
+@pytest.mark.parametrize(
+    ("changes", "words"),
+    [
+        ({"index_digest": "0" * 64}, "carries an index whose SHA-256"),
+        ({"base": "d" * 64}, f"applies to bundle {BASE[:16]}"),
+        ({"target": "d" * 64}, f"makes bundle {TARGET[:16]}"),
+        ({"files": 4}, "lists 5 files"),
+        ({"size": 10}, "unpacks to"),
+    ],
+)
+def test_check_header_refuses_a_patch_for_another_release_or_base(made, changes, words):
+    patch, index_json = made
+    with pytest.raises(DeltaError, match=words):
+        _check(_read(patch.plaintext), index_json, **changes)
+
+
+def test_the_index_digest_is_checked_before_the_index_is_parsed():
+    index_json = b'{"files": "no", "version": 1}'
+    header = _read(_frame(index_json, _ops()))
+    with pytest.raises(DeltaError, match="carries an index"):
+        delta.check_header(header, index_digest="0" * 64, base=BASE, target=TARGET, files=0, size=0)
+    with pytest.raises(ArchiveError, match="malformed"):
+        delta.check_header(
+            header,
+            index_digest=hashlib.sha256(index_json).hexdigest(),
+            base=BASE,
+            target=TARGET,
+            files=0,
+            size=0,
+        )
+
+
+def test_check_header_wants_one_op_per_file(made):
+    patch, index_json = made
+    header = _read(patch.plaintext)
+    ops = [op.to_dict() for op in header.ops][:-1]
+    payload = patch.plaintext[header.payload_offset :]
+    last = header.ops[-1]
+    short = _frame(index_json, _ops(*ops), payload[: len(payload) - last.length])
+    with pytest.raises(DeltaError, match="has 4 ops"):
+        _check(_read(short), index_json)
