@@ -200,8 +200,8 @@ def _parse_op(item: object, at: int) -> Op:
     length = 0
     if kind == _ZSTD:
         number = jsonread.integer(item.get("length"))
-        if number is None:
-            raise _refuse(f'op {at}\'s "length" is not an integer', "0 to 2^53−1")
+        if number is None or number == 0:
+            raise _refuse(f'op {at}\'s "length" is not a positive integer', "1 to 2^53−1")
         length = number
     return Op(str(kind), source if isinstance(source, str) else None, length)
 
