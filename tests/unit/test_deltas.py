@@ -284,3 +284,27 @@ def test_audit_counts_patches_as_named_objects_and_checks_them(
     path.write_bytes(path.read_bytes()[:-1] + b"\0")
     [finding] = run_audit(project).findings
     assert (finding.code, finding.key) == ("bundle-hash", bundle_key(project.app, patch.sha256))
+
+
+class _Steps:
+    """A Progress that records the steps it hears of."""
+
+    def __init__(self) -> None:
+        self.steps: list[tuple[str, int, int]] = []
+
+    def start(self, step: str, *, files: int = 0, size: int = 0) -> None:
+        self.steps.append((step, files, size))
+
+    def advance(self, files: int, size: int) -> None:
+        """Amounts are not asserted here."""
+
+
+def test_making_a_patch_is_a_progress_step_named_after_its_base(
+    project: ops.Project, web: Path
+) -> None:
+    first = publish(project, web, channel="beta", label="1.0.0").release
+    steps = _Steps()
+    publish(project, _edit(web, "two"), channel="beta", progress=steps)
+    names = [s[0] for s in steps.steps]
+    assert ("delta from 1.0.0", first.files, first.unpacked_size) in steps.steps
+    assert names.index("delta from 1.0.0") < names.index("uploading")
