@@ -174,5 +174,8 @@ def test_action_requirements_pin_every_package_by_hash() -> None:
         "psycopg",
         "psycopg-binary",
         "psycopg-pool",
+        # sealed deltas (SPEC §19) and Capgo manifest mode (SPEC §17.1)
+        "zstandard",
+        "brotli",
     }
     assert set(pins) == needed
