@@ -133,3 +133,15 @@ def test_manifest_with_a_file_hash_of_another_file(setup, served):
     with pytest.raises(DeviceFailure) as failure:
         setup.device().apply(reply)
     assert failure.value.stat == "download_manifest_checksum_fail"
+
+
+def test_deleted_file_body(setup, served, caplog):
+    """A body removed from the store: serve answers with the zip, not a manifest that must fail."""
+    setup.publish(setup.a, "1.0.0")
+    objects = sorted((_store(setup) / APP / "capgo-files").iterdir())
+    objects[0].unlink()
+    with caplog.at_level(logging.WARNING, logger="otaseal.serve"):
+        reply = check(served, setup)
+    assert "manifest" not in reply
+    assert reply["version"] == "1.0.0"
+    assert any("not in the store" in r.getMessage() for r in caplog.records)

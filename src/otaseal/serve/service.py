@@ -325,11 +325,12 @@ class Service:
                 self.file_list(manifest.app, release.capgo.files)
 
     def file_list(self, app: str, files: CapgoFiles) -> FileList | None:
-        """The release's list object, only once its digest and length match the signed ones.
+        """The release's list object, once it matches the signed pointer and its bodies are stored.
 
-        Lists are immutable and named by digest, so a verified one is kept for good. Anything
-        else is logged and gives None (the caller answers with the zip alone); it is tried
-        again after :data:`LIST_RETRY` seconds.
+        Bodies are checked with one listing of ``<app>/capgo-files/``. Lists are immutable and
+        named by digest, so a verified one is kept for good. Anything else is logged and gives
+        None (the caller answers with the zip alone); it is tried again after
+        :data:`LIST_RETRY` seconds.
         """
         cached = self._lists.get(files.sha256)
         if cached is not None and not isinstance(cached, float):
@@ -353,8 +354,20 @@ class Service:
                 self._lists[files.sha256] = self.monotonic()
                 return None
             found = parse_list(data, count=files.count)
+            stored = set(self.store.list(file_key(app, "")))
         except Error as exc:
             log.warning("%s: %s; answering with the zip only", key, exc.diagnostics())
+            self._lists[files.sha256] = self.monotonic()
+            return None
+        missing = [f.path for f in found.files if file_key(app, f.body_sha256) not in stored]
+        if missing:
+            # A device in manifest mode fails the whole update on one missing body (no zip).
+            log.warning(
+                "%s: %d file bodies are not in the store (first: %s); answering with the zip only",
+                key,
+                len(missing),
+                missing[0],
+            )
             self._lists[files.sha256] = self.monotonic()
             return None
         self._lists[files.sha256] = found
