@@ -5,7 +5,7 @@ Capgo format, a ``serve`` service on its folder store, and the plugin-playing de
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,12 +81,18 @@ class Setup:
         return {p.name for p in folder.iterdir()} if folder.is_dir() else set()
 
 
-def make_setup(tmp_path: Path) -> Setup:
-    """A fresh project (sealed + capgo formats) and builds A and B under ``tmp_path``."""
+def make_setup(tmp_path: Path, store: str | None = None, endpoint: str | None = None) -> Setup:
+    """A fresh project (sealed + capgo formats) and builds A and B under ``tmp_path``.
+
+    ``store`` (e.g. ``s3://bucket/prefix`` with its ``endpoint``) replaces the project's folder.
+    """
     directory = tmp_path / "project"
     init_project(APP, directory, now=NOW, formats=("sealed", "capgo"))
     config = load_config(directory / "otaseal.yml")
-    project = ops.Project(config, ops.open_store(config.store), clock=lambda: NOW)
+    if store is not None:
+        config = replace(config, store=store, s3_endpoint=endpoint)
+    opened = ops.open_store(config.store, s3_endpoint=config.s3_endpoint)
+    project = ops.Project(config, opened, clock=lambda: NOW)
     public = crypto.load_capgo_public_key((directory / "keys" / "capgo.pub.pem").read_bytes())
     a = build_a(tmp_path / "web-a")
     b = build_b(a, tmp_path / "web-b")

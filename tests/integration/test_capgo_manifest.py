@@ -28,7 +28,7 @@ from otaseal import crypto
 from otaseal.formats import capgo_files
 from otaseal.formats.capgo import recover_checksum, verify_artifact
 from otaseal.serve.app import create_app
-from otaseal.serve.service import PublicUrls
+from otaseal.serve.service import PresignedUrls, PublicUrls
 from otaseal.store import capgo_key
 
 if TYPE_CHECKING:
@@ -259,3 +259,21 @@ def test_the_device_refuses_two_names_for_one_file(setup, served):
     with pytest.raises(DeviceFailure) as failure:
         setup.device().apply(reply)
     assert failure.value.stat == "manifest_path_fail"
+
+
+def test_on_s3_each_file_is_a_presigned_get_the_device_downloads(tmp_path, moto, moto_bucket):
+    setup = make_setup(tmp_path, f"s3://{moto_bucket}/releases", moto.url)
+    setup.publish(setup.a, "1.0.0")
+    service = setup.service(urls=PresignedUrls(setup.project.store))
+    with serve_in_thread(create_app(service)) as base:
+        client = Client(base)
+        reply = check(client, setup)
+        again = check(client, setup)
+    assert len(reply["manifest"]) == 5
+    for entry in reply["manifest"]:
+        url = entry["download_url"]
+        assert url.startswith(f"{moto.url}/{moto_bucket}/releases/{APP}/capgo-files/")
+        assert "Signature=" in url
+    assert again["manifest"] == reply["manifest"]  # signed once, reused for half its life
+    got = setup.device().apply(reply)
+    assert len(got.downloaded) == 5
