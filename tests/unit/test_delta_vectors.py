@@ -14,6 +14,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from otaseal import client, dsse
 from otaseal.archive import Index, extract
 from otaseal.delta.apply import apply_patch
@@ -183,3 +185,70 @@ def test_store_delta_installs_by_the_patch_alone(tmp_path):
     assert {k: (v["size"], v["sha256"]) for k, v in web.items()} == {
         k: (len(v), hashlib.sha256(v).hexdigest()) for k, v in installed.items()
     }
+
+
+def _refusal_cases():
+    return committed_json("delta-refusals.json")["cases"]
+
+
+def _change_installed(www: Path, outside: Path, change: dict) -> None:
+    for name, text in change.get("write", {}).items():
+        (www / name).write_text(text, encoding="utf-8")
+    for name in change.get("remove", []):
+        (www / name).unlink()
+    for name in change.get("symlink", []):
+        outside.mkdir(exist_ok=True)
+        (www / name).rename(outside / name)
+        (www / name).symlink_to(outside / name)
+
+
+def test_refusal_cases_cover_the_named_attacks():
+    names = {case["name"] for case in _refusal_cases()}
+    assert {"wrong-base", "result-differs", "reordered-payloads", "truncated-patch"} <= names
+    assert {"truncated-cub", "index-digest", "other-target", "from-escapes"} <= names
+    assert {"installed-file-altered", "installed-file-missing", "installed-file-symlink"} <= names
+    assert "decompression-bomb" in names
+
+
+@pytest.mark.parametrize("case", _refusal_cases(), ids=lambda case: case["name"])
+def test_every_refusal_case_installs_the_full_bundle(tmp_path, case):
+    store = FolderStore(tmp_path / "store")
+    row = next(r for r in committed_json("rollout.json")["devices"] if r["in_rollout"])
+
+    def check():
+        return client.check_for_update(
+            store,
+            app=mv.APP,
+            channel="beta",
+            state_dir=tmp_path / "state",
+            decryption_key=KEYS.decryption,
+            install_id=row["install_id"],
+            out_dir=tmp_path / "www",
+            now=mv.NOW,
+            native=12,
+            initial_root=committed("root.json"),
+        )
+
+    _serve(store, "store-layout.json")
+    assert check().status == "installed"
+    _serve(store, "store-delta.json")
+    for key, name in case.get("store", {}).items():
+        target = store.root.joinpath(*key.split("/"))
+        if name is None:
+            target.unlink()
+        else:
+            target.write_bytes(committed(name))
+    _change_installed(tmp_path / "www", tmp_path / "outside", case.get("installed", {}))
+
+    result = check()
+
+    assert result.status == "installed"
+    assert result.release.label == "1.5.0"
+    assert not result.delta.used
+    assert result.delta.refused.split(":")[0] == case["refused"]
+    www = tmp_path / "www"
+    installed = {
+        p.relative_to(www).as_posix(): p.read_bytes() for p in www.rglob("*") if p.is_file()
+    }
+    assert installed == _second_build()
+    assert not any(p.is_symlink() for p in www.rglob("*"))

@@ -108,6 +108,39 @@ def generate(ctx: Any) -> dict[str, bytes]:
         expires=NOW + timedelta(days=30),
     )
     signed = dsse.sign(dsse.PAYLOAD_TYPE_CHANNEL, manifest.to_payload(), [keys.beta]).to_json()
+
+    def serve(plaintext: bytes, index_digest: str | None = None) -> tuple[bytes, bytes, str]:
+        """``plaintext`` sealed as 1.5.0's patch: the .cub, the signed manifest, its digest."""
+        sealed_cub, result = ctx.sealer.seal(plaintext, [keys.decryption])
+        entry = replace(
+            patch,
+            sha256=result.sha256,
+            length=result.length,
+            plaintext_sha256=result.plaintext_sha256,
+            plaintext_length=result.plaintext_length,
+        )
+        assert release.delta is not None
+        changed = replace(
+            release,
+            delta=Delta(index=index_digest or release.delta.index, patches=(entry,)),
+        )
+        body = replace(manifest, releases=(changed, old)).to_payload()
+        envelope = dsse.sign(dsse.PAYLOAD_TYPE_CHANNEL, body, [keys.beta]).to_json()
+        return sealed_cub, envelope, result.sha256
+
+    refused = refusal_vectors(
+        made.plaintext,
+        patch_cub,
+        serve,
+        app=APP,
+        keys={
+            "base": bundle_key(APP, base_sha),
+            "bundle": bundle_key(APP, sealed_bundle.sha256),
+            "patch": bundle_key(APP, sealed_patch.sha256),
+            "pointer": pointer_key(APP, "beta"),
+            "manifest": manifest_key(APP, "beta", 2),
+        },
+    )
     header = delta.read_header(io.BytesIO(made.plaintext), made.length)
     ops = []
     for entry, op, (offset, length) in zip(
@@ -118,7 +151,7 @@ def generate(ctx: Any) -> dict[str, bytes]:
         if op.op == "zstd":
             row |= {"payload_offset": offset, "payload_length": length}
         ops.append(row)
-    return {
+    return refused | {
         "delta-web-build.json": _dump(
             build_vector(
                 build, {"img/photo.webp": {"same_as": "assets/photo.webp of web-build.json"}}
@@ -192,3 +225,161 @@ def generate(ctx: Any) -> dict[str, bytes]:
             }
         ),
     }
+
+
+# --- refusals: the patch is dropped and the full bundle installed ---------------------------------
+REFUSALS = "delta-refusals"
+
+
+def _swap_payloads(plaintext: bytes, edit: Any) -> bytes:
+    """The patch with its ops and payloads as ``edit(ops, payloads)`` leaves them."""
+    head = delta.read_header(io.BytesIO(plaintext), len(plaintext))
+    ops = list(head.ops)
+    payloads = [plaintext[at : at + n] for at, n in head.payloads()]
+    edit(ops, payloads)
+    ops = [
+        replace(op, length=len(p)) if op.op == "zstd" else op
+        for op, p in zip(ops, payloads, strict=True)
+    ]
+    header = delta.encode_header(head.index_json, ops, base=head.base, target=head.target)
+    return header + b"".join(payloads)
+
+
+def _with_header(plaintext: bytes, **values: str) -> bytes:
+    head = delta.read_header(io.BytesIO(plaintext), len(plaintext))
+    header = delta.encode_header(
+        head.index_json,
+        head.ops,
+        base=values.get("base", head.base),
+        target=values.get("target", head.target),
+    )
+    return header + plaintext[head.payload_offset :]
+
+
+def refusal_vectors(
+    plaintext: bytes, patch_cub: bytes, serve: Any, *, app: str, keys: dict[str, str]
+) -> dict[str, bytes]:
+    """Hostile patches and altered installed trees: each check installs 1.5.0 in full.
+
+    Indexes into the ops follow delta.json's "files": 0 assets/app.js (zstd from itself),
+    1 assets/new.js (zstd, no dictionary), 2 img/photo.webp (copy), 3 index.html (zstd),
+    4 Über/naïve.txt (copy).
+    """
+    import zstandard
+
+    def new_js(ops: list[delta.Op], payloads: list[bytes]) -> None:
+        payloads[1] = zstandard.ZstdCompressor(level=3).compress(b"console.log('1.5.1');\n")
+
+    def reorder(ops: list[delta.Op], payloads: list[bytes]) -> None:
+        payloads[0], payloads[3] = payloads[3], payloads[0]
+
+    def escape(ops: list[delta.Op], payloads: list[bytes]) -> None:
+        ops[4] = delta.Op("copy", "../state/state.json")
+
+    def bomb(ops: list[delta.Op], payloads: list[bytes]) -> None:
+        payloads[1] = zstandard.ZstdCompressor(level=3).compress(b"\0" * (16 << 20))
+
+    patches: dict[str, tuple[str, bytes, str | None]] = {
+        "wrong-base": (
+            "the ops name another base bundle",
+            _with_header(plaintext, base="e" * 64),
+            None,
+        ),
+        "other-target": (
+            "the ops name another target bundle",
+            _with_header(plaintext, target="a" * 64),
+            None,
+        ),
+        "index-digest": (
+            "the release signs another delta.index than the patch's index",
+            plaintext,
+            "0" * 64,
+        ),
+        "result-differs": (
+            "assets/new.js decompresses to other bytes than the index says",
+            _swap_payloads(plaintext, new_js),
+            None,
+        ),
+        "reordered-payloads": (
+            "the payloads of assets/app.js and index.html swapped (lengths kept consistent)",
+            _swap_payloads(plaintext, reorder),
+            None,
+        ),
+        "from-escapes": (
+            "a copy from ../state/state.json, outside the install folder",
+            _swap_payloads(plaintext, escape),
+            None,
+        ),
+        "decompression-bomb": (
+            "assets/new.js (31 bytes) as a frame of 16 MiB of zeros",
+            _swap_payloads(plaintext, bomb),
+            None,
+        ),
+        "truncated-patch": ("the patch without its last byte, sealed", plaintext[:-1], None),
+    }
+    files: dict[str, bytes] = {}
+    cases: list[dict[str, Any]] = []
+    for name, (what, data, digest) in patches.items():
+        cub, envelope, sha = serve(data, digest)
+        files[f"{REFUSALS}/{name}.patch.cub"] = cub
+        files[f"{REFUSALS}/{name}.manifest.json"] = envelope
+        cases.append(
+            {
+                "name": name,
+                "what": what,
+                "store": {
+                    keys["manifest"]: f"{REFUSALS}/{name}.manifest.json",
+                    keys["pointer"]: f"{REFUSALS}/{name}.manifest.json",
+                    bundle_key(app, sha): f"{REFUSALS}/{name}.patch.cub",
+                },
+                "refused": "DeltaError",
+            }
+        )
+    files[f"{REFUSALS}/truncated.patch.cub"] = patch_cub[:-1]
+    cases += [
+        {
+            "name": "truncated-cub",
+            "what": "the store serves the sealed patch without its last byte",
+            "store": {keys["patch"]: f"{REFUSALS}/truncated.patch.cub"},
+            "refused": "LengthError",
+        },
+        {
+            "name": "patch-missing",
+            "what": "the store has no sealed patch",
+            "store": {keys["patch"]: None},
+            "refused": "NotFoundError",
+        },
+        {
+            "name": "installed-file-altered",
+            "what": "the device's installed Über/naïve.txt was changed (same size)",
+            "installed": {
+                "write": {"Über/naïve.txt": "NON-ASCII paths are UTF-8 in the zip and the index\n"}
+            },
+            "refused": "DeltaError",
+        },
+        {
+            "name": "installed-file-missing",
+            "what": "the device's installed assets/photo.webp was removed",
+            "installed": {"remove": ["assets/photo.webp"]},
+            "refused": "DeltaError",
+        },
+        {
+            "name": "installed-file-symlink",
+            "what": "the device's installed index.html is a symbolic link to a copy of itself "
+            "outside the install folder",
+            "installed": {"symlink": ["index.html"]},
+            "refused": "DeltaError",
+        },
+    ]
+    files[f"{REFUSALS}.json"] = _dump(
+        {
+            "description": "Each case starts from store-delta.json (after store-layout.json "
+            "installed 1.4.2), changes the store keys in 'store' (null: the key is absent) or the "
+            "installed tree as 'installed' says, and runs one check. Every case MUST end "
+            "'installed' with the files of delta-web-build.json, downloading the full "
+            "delta-bundle.cub, and SHOULD report the patch refused with the error class "
+            "'refused' (SPEC §19.3 fallback, §19.4).",
+            "cases": cases,
+        }
+    )
+    return files
