@@ -137,6 +137,11 @@ def _cannot_write(where: Path, exc: OSError) -> InputError:
 
 
 def _open_root(base_dir: Path) -> int:
+    if os.open not in os.supports_dir_fd:  # pragma: no cover - Windows: no openat
+        raise _refuse(
+            "this platform cannot open the installed files relative to their folder",
+            "openat(2), to read the installed build without following links",
+        )
     try:
         return os.open(base_dir, _DIR)
     except OSError as exc:
