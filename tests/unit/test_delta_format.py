@@ -274,3 +274,17 @@ def test_check_header_wants_one_op_per_file(made):
     short = _frame(index_json, _ops(*ops), payload[: len(payload) - last.length])
     with pytest.raises(DeltaError, match="has 4 ops"):
         _check(_read(short), index_json)
+
+
+def test_a_base_file_that_looks_like_a_zstd_dictionary_is_not_used_as_one(tmp_path):
+    old = {"index.html": b"\x37\xa4\x30\xec" + b"<p>one</p>\n" * 20}
+    new = {"index.html": b"\x37\xa4\x30\xec" + b"<p>two</p>\n" * 20}
+    index_json = _index_json(tmp_path, new)
+    made = delta.make_patch(
+        _write(tmp_path / "old", old),
+        _write(tmp_path / "new", new),
+        index_json,
+        base_bundle=BASE,
+        target_bundle=TARGET,
+    )
+    assert _read(made.plaintext).ops[0].source is None

@@ -62,6 +62,7 @@ MAX_OPS_SIZE = MAX_INDEX_SIZE
 LEVEL = 19
 _MIN_WINDOW_LOG = 17  # zstd's own default floor for small inputs at high levels
 _U32 = struct.Struct(">I")
+_ZSTD_DICT_MAGIC = b"\x37\xa4\x30\xec"  # a structured zstd dictionary starts with it
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _COPY, _ZSTD = "copy", "zstd"
 _READ = 1 << 20
@@ -293,14 +294,14 @@ def make_patch(
     jobs = [(entry, op) for entry, op in zip(index.files, ops, strict=True) if op.op == _ZSTD]
     threads = max(1, min(workers or os.cpu_count() or 1, 4, len(jobs) or 1))
     with ThreadPoolExecutor(threads) as pool:
-        frames = list(pool.map(lambda job: _compress(base_dir, target_dir, *job), jobs))
-    payload = dict(zip((entry.path for entry, _ in jobs), frames, strict=True))
+        compressed = list(pool.map(lambda job: _compress(base_dir, target_dir, *job), jobs))
+    made = dict(zip((entry.path for entry, _ in jobs), compressed, strict=True))
     final = tuple(
-        Op(_ZSTD, op.source, len(payload[e.path])) if op.op == _ZSTD else op
+        Op(_ZSTD, made[e.path][0], len(made[e.path][1])) if op.op == _ZSTD else op
         for e, op in zip(index.files, ops, strict=True)
     )
     header = encode_header(target_index_json, final, base=base_bundle, target=target_bundle)
-    body = b"".join(payload[e.path] for e, op in zip(index.files, final, strict=True) if op.length)
+    body = b"".join(made[e.path][1] for e, op in zip(index.files, final, strict=True) if op.length)
     return MadePatch(header + body, sum(op.op == _ZSTD for op in final), final)
 
 
@@ -440,10 +441,17 @@ def compress(data: bytes, dictionary: bytes | None) -> bytes:
     return zstandard.ZstdCompressor(compression_params=params, dict_data=zdict).compress(data)
 
 
-def _compress(base_dir: Path, target_dir: Path, entry: FileEntry, op: Op) -> bytes:
+def _compress(
+    base_dir: Path, target_dir: Path, entry: FileEntry, op: Op
+) -> tuple[str | None, bytes]:
+    """The dictionary actually used (``from``) and the frame."""
     data = _check_target(target_dir, entry)
-    dictionary = (base_dir / op.source).read_bytes() if op.source is not None else None
-    return compress(data, dictionary)
+    source = op.source
+    dictionary = (base_dir / source).read_bytes() if source is not None else None
+    if dictionary is not None and dictionary.startswith(_ZSTD_DICT_MAGIC):
+        # A decoder that only auto-detects would read such a file as a structured dictionary.
+        source, dictionary = None, None
+    return source, compress(data, dictionary)
 
 
 def decompressor(dictionary: bytes | None) -> zstandard.ZstdDecompressor:
