@@ -265,10 +265,14 @@ def _staging_path(out_dir: Path) -> Path:
 
 
 def usable_patch(release: Release, installed: str | None, out_dir: Path) -> Patch | None:
-    """The release's patch from the installed bundle, if the installed folder is there."""
+    """The release's patch from the installed bundle, if the installed folder is there.
+
+    A patch no smaller than the bundle is not worth its risk of a second download.
+    """
     if release.delta is None or installed is None or _kind(out_dir) != stat.S_IFDIR:
         return None
-    return release.delta.patch_from(installed)
+    patch = release.delta.patch_from(installed)
+    return patch if patch is not None and patch.length < release.length else None
 
 
 def build_from_patch(

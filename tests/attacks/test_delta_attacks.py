@@ -403,3 +403,15 @@ def test_patch_broken_and_full_bundle_missing(repo: Repository, device: Device) 
     device.refuses(NotFoundError, bundle_allowed=True)
     assert device.files() == OLD
     assert device.installed()["sha256"] == world.v1.sha256
+
+
+def test_a_patch_larger_than_the_bundle_is_not_downloaded(repo: Repository, device: Device) -> None:
+    """A signed patch no smaller than the bundle: the device downloads only the bundle."""
+    world = _world(repo, device)
+    world.publish(world.make() + b"\0" * (world.bundle.seal.length + 1))
+    device.fetcher.reset()
+    result = device.check()
+    assert result.status == "installed"
+    assert result.delta is None
+    assert result.downloaded == world.bundle.seal.length
+    world.installed_new()
