@@ -191,7 +191,8 @@ def _copy(root: int, op: Op, entry: FileEntry) -> Iterator[bytes]:
         os.close(fd)
 
 
-def _read_dictionary(root: int, path: str) -> bytes:
+def _read_dictionary(root: int, path: str) -> bytearray:
+    """The base file's bytes, kept in one buffer (it may be 128 MiB)."""
     fd = _open_base(root, path)
     try:
         size = os.fstat(fd).st_size
@@ -206,7 +207,7 @@ def _read_dictionary(root: int, path: str) -> bytes:
         os.close(fd)
     if len(data) > MAX_DICT_SIZE:
         raise _refuse(f"the installed {path} grew while it was read", "a file nothing modifies")
-    return bytes(data)
+    return data
 
 
 class _Payload:

@@ -454,7 +454,7 @@ def _compress(
     return source, compress(data, dictionary)
 
 
-def decompressor(dictionary: bytes | None) -> zstandard.ZstdDecompressor:
+def decompressor(dictionary: bytes | bytearray | None) -> zstandard.ZstdDecompressor:
     """A decompressor that refuses windows above 2^27 and uses ``dictionary`` as raw content."""
     zdict = (
         zstandard.ZstdCompressionDict(dictionary, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
