@@ -41,12 +41,19 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAGIC",
+    "MAX_WINDOW",
+    "BaseFile",
     "MadePatch",
     "Op",
     "PatchHeader",
     "check_header",
+    "compress",
+    "decompressor",
+    "encode_header",
     "extract_release",
+    "index_bytes",
     "make_patch",
+    "plan_ops",
     "read_header",
 ]
 
@@ -55,12 +62,12 @@ FORMAT_VERSION = 1
 #: Largest zstd window a device must provide (SPEC §19): 128 MiB of memory at most.
 MAX_WINDOW_LOG = 27
 MAX_WINDOW = 1 << MAX_WINDOW_LOG
-#: Largest base file used as a dictionary; a larger one is only ever copied.
+#: Largest installed file a device reads as a dictionary (a publisher stays within MAX_WINDOW).
 MAX_DICT_SIZE = MAX_WINDOW
 MAX_OPS_SIZE = MAX_INDEX_SIZE
-#: Compression level of the publisher (measured, SPEC §19 "Parameters").
+#: Compression level of the publisher (measured: SPEC §19.5).
 LEVEL = 19
-_MIN_WINDOW_LOG = 17  # zstd's own default floor for small inputs at high levels
+_MIN_WINDOW_LOG = 17  # 128 KiB: small files need no more, and every decoder accepts it
 _U32 = struct.Struct(">I")
 _ZSTD_DICT_MAGIC = b"\x37\xa4\x30\xec"  # a structured zstd dictionary starts with it
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -313,15 +320,14 @@ def plan_ops(files: Sequence[FileEntry], base: Mapping[str, BaseFile]) -> list[O
     its path, else against the base file whose name is the same once the bundler's hash part is
     stripped (same folder and extension; the longest common name prefix, then the closest size).
     """
-    by_path = base
     by_content: dict[tuple[str, int], str] = {}
     by_key: dict[str, list[BaseFile]] = {}
-    for item in sorted(by_path.values(), key=lambda b: b.path.encode()):
+    for item in sorted(base.values(), key=lambda b: b.path.encode()):
         by_content.setdefault((item.sha256, item.size), item.path)
         by_key.setdefault(_name_key(item.path), []).append(item)
     ops: list[Op] = []
     for entry in files:
-        same = by_path.get(entry.path)
+        same = base.get(entry.path)
         if same is not None and (same.sha256, same.size) == (entry.sha256, entry.size):
             ops.append(Op(_COPY, entry.path))
             continue
