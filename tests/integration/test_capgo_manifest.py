@@ -145,11 +145,11 @@ def test_brotli_only_where_it_pays_or_must_and_every_hash_is_the_files(setup, se
     reply = check(served, setup)
     names = sorted(e["file_name"] for e in reply["manifest"])
     assert names == [
-        "assets/app.js.br",  # over 8 KiB of text
+        "assets/app.js.br",  # 30 KB of text
         "assets/empty.css.br",  # the 3-byte empty Brotli stream: never an empty body
-        "assets/small.txt",  # under 8 KiB: as is
+        "assets/small.txt",  # 16 bytes: Brotli would not save an AES block
         "assets/vendor.js.br",
-        "index.html",
+        "index.html.br",  # 52 bytes: Brotli saves a block
     ]
     for entry in reply["manifest"]:
         path = entry["file_name"].removesuffix(".br")

@@ -21,6 +21,7 @@ FILES = [
     ("assets/empty.txt", b""),
     ("assets/pre.js.br", b"not really brotli"),
     ("index.html", b"<!doctype html><title>t</title>"),
+    ("assets/small.css", b"body { margin: 0; }\n" * 40),  # 800 bytes that compress well
 ]
 
 
@@ -54,7 +55,8 @@ def test_every_file_decodes_to_itself_under_the_app_content_key(
         "assets/app.js": "assets/app.js.br",  # 38 KB of text: Brotli pays
         "assets/empty.txt": "assets/empty.txt.br",  # the empty Brotli stream, never an empty body
         "assets/pre.js.br": "assets/pre.js.br.br",  # else the plugin would strip its .br
-        "index.html": "index.html",  # under 8 KiB: as is
+        "assets/small.css": "assets/small.css.br",  # small, but Brotli saves AES blocks
+        "index.html": "index.html",  # Brotli would not save an AES block: as is
     }
     assert built.pointer.count == len(FILES)
     assert built.pointer.sha256 == hashlib.sha256(built.list_object).hexdigest()
@@ -114,5 +116,13 @@ def test_committed_vectors_decrypt_and_recover_as_a_device_does() -> None:
     for entry in listed.files:
         assert recover_checksum(entry.file_hash, public) == entry.sha256
     body = (VECTORS / "capgo-file.bin").read_bytes()
-    plain = _open(body, aes_key, iv, brotli_name=False)
+    plain = _open(body, aes_key, iv, brotli_name=vector["body"]["file_name"].endswith(".br"))
     assert hashlib.sha256(plain).hexdigest() == vector["body"]["plaintext_sha256"]
+
+
+def test_a_brotli_stream_the_plugin_would_copy_as_a_wrapper_is_not_used() -> None:
+    data = b"payload"
+    lookalike = capgo_files.EMPTY_BROTLI + b"other" + b"\x03"
+    assert not capgo_files._plugin_reads(lookalike, data)
+    genuine = b"\x0b\x02\x80" + data + b"\x03"  # an uncompressed meta-block: copied, correct
+    assert capgo_files._plugin_reads(genuine, data)

@@ -2,8 +2,8 @@
 
 Made from the vector web build with the fixed vector Capgo key (its private half is published in
 README.md), so the app's content key and IV (HKDF-SHA256 of the private exponent) are fixed too.
-Nothing here is random: RSA type-1 blocks are deterministic, and no file of the build is Brotli'd
-(all are under 8 KiB but the incompressible photo).
+Nothing here is random: RSA type-1 blocks are deterministic, and Brotli (quality 11, window 22)
+is deterministic for a given library version (pinned).
 """
 
 from __future__ import annotations
@@ -62,8 +62,12 @@ def generate(ctx: Any) -> dict[str, bytes]:
                     "store_key": capgo_files.file_key(APP, entry.body_sha256),
                     "length": entry.length,
                     "plaintext_sha256": hashlib.sha256(WEB_BUILD[BODY_OF]).hexdigest(),
-                    "recipe": "AES-128-CBC + PKCS#7 of the file (no Brotli: under 8 KiB) "
-                    "with content_key.aes_key and content_key.iv",
+                    "recipe": "Brotli (quality 11, window 22; it saves AES blocks, so file_name "
+                    "ends in .br), then AES-128-CBC + PKCS#7 with content_key.aes_key and "
+                    "content_key.iv"
+                    if entry.is_brotli
+                    else "AES-128-CBC + PKCS#7 of the file with content_key.aes_key and "
+                    "content_key.iv",
                 },
             }
         ),
