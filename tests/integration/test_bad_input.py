@@ -249,7 +249,7 @@ CASES = {
     "store-under-a-file": Case(
         ("publish", "{build}", "--channel", "beta", "--store", "{tmp}/a-file/store"),
         "StoreError",
-        ("a-file/store is not writable", "Not a directory", "--store PATH"),
+        ("a-file/store is not a folder", "Not a directory", "--store PATH"),
     ),
     "store-under-proc": Case(
         ("publish", "{build}", "--channel", "beta", "--store", "/proc/otaseal-store"),

@@ -8,6 +8,7 @@ file next to the pointer while it checks the etag (SHA-256 of the content) and r
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import hashlib
 import os
@@ -44,6 +45,20 @@ class FolderStore:
             fix="fix the permissions or pass another --store PATH",
         )
 
+    def _cannot_read(self, key: str, exc: OSError) -> StoreError:
+        if exc.errno == errno.ENOTDIR:
+            return StoreError(
+                f"the store folder {self.root} is not a folder: a file is in its path "
+                f"({exc.strerror})",
+                expected="a directory (or a path where one can be created)",
+                fix="pass another --store PATH, or move the file out of the way",
+            )
+        return StoreError(
+            f"cannot read {key} from {self.root} ({exc.strerror})",
+            expected="a store folder this user can read",
+            fix="fix the permissions or pass another --store PATH",
+        )
+
     # --- reads ---------------------------------------------------------------------------------
     def read(self, key: str) -> tuple[bytes, str]:
         """Whole object and its etag."""
@@ -56,7 +71,7 @@ class FolderStore:
         except FileNotFoundError:
             raise NotFoundError(f"{key} is not in the store {self.root}") from None
         except OSError as exc:
-            raise StoreError(f"cannot read {key} from {self.root} ({exc.strerror})") from None
+            raise self._cannot_read(key, exc) from None
 
     def exists(self, key: str) -> bool:
         """Whether ``key`` exists."""
@@ -70,7 +85,7 @@ class FolderStore:
         except FileNotFoundError:
             raise NotFoundError(f"{key} is not in the store {self.root}") from None
         except OSError as exc:
-            raise StoreError(f"cannot read {key} from {self.root} ({exc.strerror})") from None
+            raise self._cannot_read(key, exc) from None
 
     def fetch(self, key: str, *, max_bytes: int) -> bytes:
         """Whole object, refusing more than ``max_bytes``."""
@@ -83,7 +98,7 @@ class FolderStore:
         except FileNotFoundError:
             raise NotFoundError(f"{key} is not in the store {self.root}") from None
         except OSError as exc:
-            raise StoreError(f"cannot read {key} from {self.root} ({exc.strerror})") from None
+            raise self._cannot_read(key, exc) from None
         with handle:
             seen = 0
             while chunk := handle.read(min(CHUNK, max_bytes - seen + 1)):
