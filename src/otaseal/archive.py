@@ -49,6 +49,7 @@ __all__ = [
     "PackResult",
     "extract",
     "pack",
+    "path_problem",
 ]
 
 INDEX_PATH = ".otaseal/index.json"
@@ -267,6 +268,11 @@ def _fold(path: str) -> str:
 
 def _is_reserved(path: str) -> bool:
     return _fold(path.split("/", 1)[0]) == _FOLDED_RESERVED
+
+
+def path_problem(path: str) -> str | None:
+    """Why ``path`` cannot name a file of a bundle (SPEC §14, reserved folder included), or None."""
+    return _name_problem(path) or ("is reserved" if _is_reserved(path) else None)
 
 
 def _collision(paths: Iterable[str]) -> tuple[str, str] | None:

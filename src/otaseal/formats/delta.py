@@ -27,9 +27,8 @@ from otaseal.archive import (  # the one set of path rules of SPEC §14
     INDEX_PATH,
     MAX_INDEX_SIZE,
     Index,
-    _is_reserved,
-    _name_problem,
     extract,
+    path_problem,
 )
 from otaseal.errors import DeltaError, InputError
 
@@ -198,11 +197,7 @@ def _parse_op(item: object, at: int) -> Op:
     if kind not in {_COPY, _ZSTD}:
         raise _refuse(f"op {at} is {kind!r}", '"copy" or "zstd"')
     if source is not None or kind == _COPY:
-        problem = (
-            "is not a string"
-            if not isinstance(source, str)
-            else _name_problem(source) or ("is reserved" if _is_reserved(source) else None)
-        )
+        problem = "is not a string" if not isinstance(source, str) else path_problem(source)
         if problem is not None:
             raise _refuse(f'op {at}\'s "from" {problem}', "a valid path of SPEC §14")
     length = 0
@@ -385,7 +380,7 @@ def _scan_base(base_dir: Path) -> dict[str, BaseFile]:
             path = name if rel == "." else f"{rel}/{name}"
             full = Path(folder) / name
             info = full.lstat()
-            if not stat.S_ISREG(info.st_mode) or _name_problem(path) or _is_reserved(path):
+            if not stat.S_ISREG(info.st_mode) or path_problem(path):
                 continue
             found[path] = BaseFile(path, info.st_size, _hash_file(full))
     return found
