@@ -126,3 +126,27 @@ def test_a_brotli_stream_the_plugin_would_copy_as_a_wrapper_is_not_used() -> Non
     assert not capgo_files._plugin_reads(lookalike, data)
     genuine = b"\x0b\x02\x80" + data + b"\x03"  # an uncompressed meta-block: copied, correct
     assert capgo_files._plugin_reads(genuine, data)
+
+
+def test_files_of_an_earlier_list_are_reused_not_encoded_or_signed_again(
+    key: crypto.CapgoPrivateKey,
+) -> None:
+    first = capgo_files.build(FILES, key, APP)
+    earlier = capgo_files.parse_list(first.list_object, count=first.count)
+    known = {f.sha256: f for f in earlier.files}
+    changed = [*FILES[:-1], ("index.html", b"<!doctype html>v2")]
+    second = capgo_files.build(changed, key, APP, known=known)
+    assert len(second.bodies) == 1  # only the changed file is encoded
+    fresh = capgo_files.build(changed, key, APP)
+    assert second.list_object == fresh.list_object  # and the list is what a full build makes
+    moved = capgo_files.build([("assets/moved.js", BIG)], key, APP, known=known)
+    assert not moved.bodies  # a renamed file keeps its body
+    listed = capgo_files.parse_list(moved.list_object, count=1)
+    assert listed.files[0].file_name == "assets/moved.js.br"
+
+
+def test_a_known_plain_body_is_not_reused_under_a_br_name(key: crypto.CapgoPrivateKey) -> None:
+    first = capgo_files.build([("notes.txt", b"tiny")], key, APP)
+    known = {f.sha256: f for f in capgo_files.parse_list(first.list_object, count=1).files}
+    second = capgo_files.build([("notes.txt.br", b"tiny")], key, APP, known=known)
+    assert len(second.bodies) == 1  # the plugin would strip .br and decode a plain body

@@ -34,7 +34,14 @@ if TYPE_CHECKING:
 
     from otaseal.crypto import CapgoPrivateKey, CapgoPublicKey
 
-__all__ = ["CapgoResult", "CapgoWriter", "Tee", "recover_checksum", "verify_artifact"]
+__all__ = [
+    "CapgoResult",
+    "CapgoWriter",
+    "Tee",
+    "recover_checksum",
+    "session_key_of",
+    "verify_artifact",
+]
 
 IV_SIZE: Final = 16
 _READ_SIZE: Final = 1 << 20
@@ -65,6 +72,11 @@ class CapgoResult:
             key_id=self.key_id,
             files=self.files,
         )
+
+
+def session_key_of(key: CapgoPrivateKey, aes_key: bytes, iv: bytes) -> str:
+    """``base64(IV):base64(type1(K))``, the plugin's ``session_key`` (deterministic)."""
+    return base64.b64encode(iv).decode() + ":" + base64.b64encode(key.type1(aes_key)).decode()
 
 
 def _fixed_or_random(value: bytes | None, name: str) -> bytes:
@@ -112,9 +124,7 @@ class CapgoWriter:
         else:
             aes_key = _fixed_or_random(unsafe_fixed_aes_key, "unsafe_fixed_aes_key")
             iv = _fixed_or_random(unsafe_fixed_iv, "unsafe_fixed_iv")
-        self._session_key = (
-            base64.b64encode(iv).decode() + ":" + base64.b64encode(key.type1(aes_key)).decode()
-        )
+        self._session_key = session_key_of(key, aes_key, iv)
         self._key = key
         self._out = out
         self._cipher = CbcEncryptor(aes_key, iv)

@@ -25,16 +25,18 @@ import brotli  # type: ignore[import-untyped]  # no stubs; one call, typed below
 
 from otaseal import jsonread
 from otaseal.crypto import CbcEncryptor
-from otaseal.errors import InputError, MalformedMetadataError
+from otaseal.errors import Error, InputError, MalformedMetadataError
+from otaseal.formats.capgo import session_key_of
 from otaseal.model import CapgoFiles
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Iterable, Iterator, Mapping
     from pathlib import Path
 
     from otaseal.archive import Index
     from otaseal.crypto import CapgoPrivateKey
     from otaseal.formats.capgo import CapgoResult
+    from otaseal.model import ChannelManifest
     from otaseal.store import Storage
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "build",
     "encode_body",
     "file_key",
+    "known_files",
     "list_key",
     "parse_list",
     "prepare",
@@ -176,10 +179,19 @@ def encode_body(path: str, data: bytes, aes_key: bytes, iv: bytes) -> tuple[str,
     return name, bytes(cipher.update(plain)) + cipher.finalize()
 
 
-def build(files: Iterable[tuple[str, bytes]], key: CapgoPrivateKey, app: str) -> Built:
+def build(
+    files: Iterable[tuple[str, bytes]],
+    key: CapgoPrivateKey,
+    app: str,
+    *,
+    known: Mapping[str, CapgoFile] | None = None,
+) -> Built:
     """The list object and bodies for ``files`` (bundle path, bytes), with no store.
 
     Pass the files in the index's order (UTF-8 path order), without ``.otaseal/index.json``.
+    ``known`` maps a file's SHA-256 to an entry of an earlier list under the same content key
+    whose body is stored (:func:`known_files`): such a file is neither compressed nor signed
+    again, and its body is not in ``bodies``.
     """
     aes_key, iv = key.content_key(app)
     entries: list[CapgoFile] = []
@@ -188,6 +200,11 @@ def build(files: Iterable[tuple[str, bytes]], key: CapgoPrivateKey, app: str) ->
     for path, data in files:
         digest = hashlib.sha256(data)
         sha = digest.hexdigest()
+        earlier = (known or {}).get(sha)
+        if earlier is not None and (earlier.is_brotli or not path.endswith(BR)):
+            name = path + BR if earlier.is_brotli else path
+            entries.append(replace(earlier, file_name=name))  # same bytes, same size
+            continue
         if sha not in signed:
             signed[sha] = key.type1(digest.digest()).hex()
         name, body = encode_body(path, data, aes_key, iv)
@@ -286,13 +303,25 @@ def _read_files(build_dir: Path, index: Index) -> Iterator[tuple[str, bytes]]:
         yield entry.path, data
 
 
-def prepare(build_dir: Path, index: Index, key: CapgoPrivateKey, app: str) -> Prepared:
+def prepare(
+    build_dir: Path,
+    index: Index,
+    key: CapgoPrivateKey,
+    app: str,
+    known: Mapping[str, CapgoFile] | None = None,
+) -> Prepared:
     """Build the list object and bodies for the packed build (the files the index names)."""
-    return Prepared(build(_read_files(build_dir, index), key, app))
+    return Prepared(build(_read_files(build_dir, index), key, app, known=known))
 
 
 def attach_files(
-    result: CapgoResult, key: CapgoPrivateKey, build_dir: Path, index: Index, *, app: str | None
+    result: CapgoResult,
+    key: CapgoPrivateKey,
+    build_dir: Path,
+    index: Index,
+    *,
+    app: str | None,
+    known: Mapping[str, CapgoFile] | None = None,
 ) -> tuple[CapgoResult, Prepared | None]:
     """The Capgo result with its signed ``files`` pointer, and what to upload (publish's hook).
 
@@ -300,8 +329,38 @@ def attach_files(
     """
     if app is None:
         return result, None
-    prepared = prepare(build_dir, index, key, app)
+    prepared = prepare(build_dir, index, key, app, known)
     return replace(result, files=prepared.pointer), prepared
+
+
+def known_files(
+    store: Storage, app: str, manifest: ChannelManifest | None, key: CapgoPrivateKey | None
+) -> dict[str, CapgoFile]:
+    """Entries of the lists of a verified manifest's releases that a new list may reuse.
+
+    Only lists made under this key's content key (same ``session_key``), read by their signed
+    digest, and only entries whose body is stored. Anything unreadable is skipped: the files are
+    then encoded again, which costs time, not correctness.
+    """
+    if key is None or manifest is None:
+        return {}
+    aes_key, iv = key.content_key(app)
+    session_key = session_key_of(key, aes_key, iv)
+    known: dict[str, CapgoFile] = {}
+    try:
+        for release in manifest.releases:
+            capgo = release.capgo
+            if capgo is None or capgo.files is None or capgo.session_key != session_key:
+                continue
+            data = store.fetch(list_key(app, capgo.files.sha256), max_bytes=capgo.files.length)
+            if hashlib.sha256(data).hexdigest() != capgo.files.sha256:
+                continue
+            for entry in parse_list(data, count=capgo.files.count).files:
+                known.setdefault(entry.sha256, entry)
+        stored = set(store.list(file_key(app, ""))) if known else set()
+    except Error:
+        return {}
+    return {sha: f for sha, f in known.items() if file_key(app, f.body_sha256) in stored}
 
 
 def upload_files(store: Storage, app: str, prepared: Prepared) -> int:
