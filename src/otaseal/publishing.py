@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from otaseal import deltas, gates
 from otaseal.counters import claim_counter
 from otaseal.errors import InputError, NotFoundError, StoreError
-from otaseal.formats.capgo_files import attach_files, upload_files
+from otaseal.formats.capgo_files import attach_files, known_files, upload_files
 from otaseal.model import Release
 from otaseal.operations import (
     Change,
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from otaseal.crypto import CapgoPrivateKey, DecryptionKey, RecipientKey
     from otaseal.deltas import MadePatchFile
     from otaseal.formats.capgo import CapgoResult
-    from otaseal.formats.capgo_files import Prepared
+    from otaseal.formats.capgo_files import CapgoFile, Prepared
     from otaseal.formats.sealed import SealResult
     from otaseal.model import ChannelManifest, Patch
     from otaseal.native import NativeLayer
@@ -161,6 +161,7 @@ def publish(
             allowed,
             progress=progress,
             app=project.app,
+            known=_known_capgo_files(project, channel, capgo_signer),
         )
         packed, sealed, capgo = made.packed, made.sealed, made.capgo
         for warning in packed.warnings:
@@ -384,6 +385,15 @@ class _Made:
     capgo_files: Prepared | None = None  # manifest mode's list and bodies (SPEC §17.1)
 
 
+def _known_capgo_files(
+    project: Project, channel: str, key: CapgoPrivateKey | None
+) -> dict[str, CapgoFile]:
+    """Files the channel's releases already store in Capgo manifest mode, to reuse unchanged."""
+    if key is None:
+        return {}
+    return known_files(project.store, project.app, read_head(project, channel).manifest, key)
+
+
 def _pack_formats(
     build_dir: Path,
     tmp: Path,
@@ -393,6 +403,7 @@ def _pack_formats(
     *,
     progress: Progress = NO_PROGRESS,
     app: str | None = None,
+    known: Mapping[str, CapgoFile] | None = None,
 ) -> _Made:
     """Pack once; the zip streams into the sealed writer and, when asked, the Capgo writer."""
     from otaseal.archive import pack  # noqa: PLC0415 - keep CLI start-up light
@@ -410,7 +421,7 @@ def _pack_formats(
             capgo_writer = CapgoWriter(capgo_out, capgo_signer, app=app)
             packed = pack(build_dir, Tee(writer, capgo_writer), allow=allow, progress=progress)
             capgo, files = attach_files(
-                capgo_writer.close(), capgo_signer, build_dir, packed.index, app=app
+                capgo_writer.close(), capgo_signer, build_dir, packed.index, app=app, known=known
             )
         sealed = writer.close()
     if capgo is not None and capgo.plaintext_sha256 != packed.sha256:  # pragma: no cover
