@@ -189,6 +189,7 @@ def seal_patch(
         target.index_json,
         base_bundle=base.release.sha256,
         target_bundle=target.release.sha256,
+        base_index=base.index_json,
     )
     cub = dest / "patch.cub"
     with cub.open("wb") as out:
@@ -282,7 +283,9 @@ def measure(case: delta_trees.Case, work: Path, repeat: int, keys: Keys) -> Resu
     store = FolderStore(work / "store")
     store.create_from_file(bundle_key(APP, target.release.sha256), target.cub)
     store.create_from_file(bundle_key(APP, patch.patch.sha256), patch.cub)
-    update = delta_api.Update(store, APP, with_delta(target, patch), patch.patch, keys.device)
+    update = delta_api.Update(
+        store, APP, with_delta(target, patch), patch.patch, keys.device, base.index_json
+    )
 
     index = target.index
     result = Result(case.name, case.note, len(index.files), index.total_size)

@@ -92,6 +92,7 @@ class Update:
     release: Release
     patch: Patch
     key: DecryptionKey
+    base_index: bytes  # the installed release's index, which the device keeps (SPEC §19)
 
 
 def install_full(update: Update, out_dir: Path, work: Path) -> None:
@@ -130,11 +131,12 @@ def apply_delta(update: Update, out_dir: Path, work: Path) -> None:
     if build_from_patch is None or swap is None:
         _standin_apply(update, out_dir, work)
         return
-    staging = build_from_patch(
+    staging, _ = build_from_patch(
         update.store,
         app=update.app,
         release=update.release,
         patch=update.patch,
+        base_index=update.base_index,
         decryption_key=update.key,
         out_dir=out_dir,
         work=work,
@@ -167,7 +169,7 @@ def _standin_apply(update: Update, out_dir: Path, work: Path) -> None:
     if plain_sha != patch.plaintext_sha256:
         raise RuntimeError("the patch does not open to its signed plaintext")
     with plain.open("rb") as src:
-        header = read_header(src, patch.plaintext_length)
+        header = read_header(src, patch.plaintext_length, base_index=update.base_index)
     index = check_header(
         header,
         index_digest=release.delta.index,

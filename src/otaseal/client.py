@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from otaseal import jsonread, trust
+from otaseal.delta import baseindex
 from otaseal.devicestate import STATE_FILE, DeviceState
 from otaseal.errors import (
     Error,
@@ -216,9 +217,13 @@ def install_release(
     work: Path,
     progress: Progress = NO_PROGRESS,
     tally: _Tally | None = None,
-) -> None:
-    """Download, verify, decrypt and extract ``release`` into ``out_dir`` (replaced whole)."""
+) -> bytes:
+    """Download, verify, decrypt and extract ``release`` into ``out_dir`` (replaced whole).
+
+    Returns the bytes of the bundle's ``.otaseal/index.json``: the dictionary of the next patch.
+    """
     from otaseal.archive import extract  # noqa: PLC0415 - only when installing
+    from otaseal.formats.delta import index_bytes  # noqa: PLC0415
 
     cipher, plain = work / "bundle.cub", work / "bundle.zip"
     what = f"the bundle of {release.short}"
@@ -252,9 +257,11 @@ def install_release(
                 f"the bundle holds {len(index.files)} files",
                 expected=f"{release.files} as the manifest says",
             )
+        index_json = index_bytes(plain)
         _swap(staging, out_dir, old)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return index_json
 
 
 def _staging_path(out_dir: Path) -> Path:
@@ -281,16 +288,19 @@ def build_from_patch(
     app: str,
     release: Release,
     patch: Patch,
+    base_index: bytes,
     decryption_key: DecryptionKey,
     out_dir: Path,
     work: Path,
     progress: Progress = NO_PROGRESS,
     tally: _Tally | None = None,
-) -> Path:
+) -> tuple[Path, bytes]:
     """Build ``release`` in a staging folder by applying ``patch`` to ``out_dir`` (SPEC §19).
 
-    Returns the staging folder, ready to swap in. Any failure removes it, leaves ``out_dir``
-    untouched and raises; the caller then installs the full bundle.
+    ``base_index`` is the stored index of the installed release (the head's dictionary).
+    Returns the staging folder, ready to swap in, and the new release's index bytes. Any failure
+    removes the folder, leaves ``out_dir`` untouched and raises; the caller then installs the
+    full bundle.
     """
     from otaseal.delta.apply import apply_patch  # noqa: PLC0415 - only when patching
     from otaseal.formats.delta import check_header, read_header  # noqa: PLC0415
@@ -320,7 +330,7 @@ def build_from_patch(
             progress=progress,
         )
         with plain.open("rb") as src:
-            header = read_header(src, patch.plaintext_length)
+            header = read_header(src, patch.plaintext_length, base_index=base_index)
         index = check_header(
             header,
             index_digest=release.delta.index,
@@ -340,7 +350,7 @@ def build_from_patch(
     finally:
         cipher.unlink(missing_ok=True)
         plain.unlink(missing_ok=True)
-    return staging
+    return staging, header.index_json
 
 
 def _kind(path: Path) -> int | None:
@@ -478,6 +488,7 @@ def check_for_update(
     if manifest.builtin:
         state.installed.pop(channel, None)
         _uninstall(out_dir)
+        baseindex.remove(state_dir, channel)
         state.save(state_dir)
         return FetchResult(
             "builtin",
@@ -504,11 +515,12 @@ def check_for_update(
     )
     tally = _Tally()
     try:
-        report = _install(
+        report, index_json = _install(
             fetcher,
             app=app,
             release=release,
             installed=installed,
+            base_index=baseindex.load(state_dir, channel) if installed else None,
             decryption_key=decryption_key,
             out_dir=out_dir,
             work=work,
@@ -528,6 +540,7 @@ def check_for_update(
         "label": release.label,
         "counter": release.counter,
     }
+    baseindex.save(state_dir, channel, index_json)  # before the state that names its release
     state.save(state_dir)
     return FetchResult(
         "installed", channel, manifest.version, release, downloaded=tally.bytes, delta=report
@@ -540,25 +553,34 @@ def _install(
     app: str,
     release: Release,
     installed: str | None,
+    base_index: bytes | None,
     decryption_key: DecryptionKey,
     out_dir: Path,
     work: Path,
     progress: Progress,
     tally: _Tally,
-) -> DeltaReport | None:
+) -> tuple[DeltaReport | None, bytes]:
     """The patch from the installed bundle if there is one and it works, else the full bundle.
 
-    The swap's own failure is not a patch failure: it is reported as it is for a full install.
+    Returns the report and the new index's bytes. The swap's own failure is not a patch failure:
+    it is reported as it is for a full install. When the full bundle fails too, its error says
+    why the patch was refused.
     """
     patch = usable_patch(release, installed, out_dir)
     refused = None
-    if patch is not None:
+    if patch is not None and base_index is None:
+        refused = (
+            "DeltaError: no index of the installed release is stored (it was installed before "
+            "the device kept them, or the file was removed)"
+        )
+    elif patch is not None and base_index is not None:
         try:
-            staging = build_from_patch(
+            staging, index_json = build_from_patch(
                 fetcher,
                 app=app,
                 release=release,
                 patch=patch,
+                base_index=base_index,
                 decryption_key=decryption_key,
                 out_dir=out_dir,
                 work=work,
@@ -574,25 +596,37 @@ def _install(
                 _swap(staging, out_dir, out_dir.with_name(out_dir.name + ".otaseal-old"))
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-            return DeltaReport(
+            used = DeltaReport(
                 used=True, base=patch.base, base_label=patch.base_label, bytes=tally.bytes
             )
+            return used, index_json
     patch_bytes = tally.bytes
-    install_release(
-        fetcher,
-        app=app,
-        release=release,
-        decryption_key=decryption_key,
-        out_dir=out_dir,
-        work=work,
-        progress=progress,
-        tally=tally,
-    )
+    try:
+        index_json = install_release(
+            fetcher,
+            app=app,
+            release=release,
+            decryption_key=decryption_key,
+            out_dir=out_dir,
+            work=work,
+            progress=progress,
+            tally=tally,
+        )
+    except Error as exc:
+        if patch is None or refused is None:
+            raise
+        base = patch.base_label or patch.base[:12]
+        raise type(exc)(
+            f"{exc.what} (the patch from {base} was refused first: {refused})",
+            expected=exc.expected,
+            fix=exc.fix,
+        ) from None
     if patch is None:
-        return None
-    return DeltaReport(
+        return None, index_json
+    refusal = DeltaReport(
         used=False, base=patch.base, base_label=patch.base_label, bytes=patch_bytes, refused=refused
     )
+    return refusal, index_json
 
 
 def _check_device(install_id: str, native: int | None) -> None:

@@ -353,9 +353,14 @@ def _make_one(
     from otaseal.formats.sealed import SealWriter  # noqa: PLC0415
 
     base_dir = work / "base"
-    extract_base(project, base, key, work / "base.zip", base_dir)
+    base_index = extract_base(project, base, key, work / "base.zip", base_dir)
     result = make_patch(
-        base_dir, build_dir, index_json, base_bundle=base.sha256, target_bundle=target_bundle
+        base_dir,
+        build_dir,
+        index_json,
+        base_bundle=base.sha256,
+        target_bundle=target_bundle,
+        base_index=base_index,
     )
     shutil.rmtree(base_dir)  # several bases: keep one extracted tree on disk at a time
     path = work / "patch.cub"
@@ -377,10 +382,14 @@ def _make_one(
 
 def extract_base(
     project: Project, release: Release, key: DecryptionKey, zip_path: Path, dest: Path
-) -> None:
-    """Download ``release``'s bundle, open it with the report key, check it, extract it."""
+) -> bytes:
+    """Download ``release``'s bundle, open it with the report key, check it, extract it.
+
+    Returns its index bytes: what a device that installed it keeps as the patch's dictionary.
+    """
     from otaseal.archive import extract  # noqa: PLC0415
     from otaseal.errors import HashMismatchError  # noqa: PLC0415
+    from otaseal.formats.delta import index_bytes  # noqa: PLC0415
     from otaseal.formats.sealed import open_sealed  # noqa: PLC0415
 
     sealed = zip_path.with_suffix(".cub")
@@ -407,4 +416,6 @@ def extract_base(
             fix="the store was changed after the release was signed; run `otaseal audit`",
         )
     extract(zip_path, dest, max_total_size=release.unpacked_size)
+    base_index = index_bytes(zip_path)
     zip_path.unlink()
+    return base_index

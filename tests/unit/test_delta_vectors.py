@@ -79,10 +79,17 @@ def test_patch_opens_to_its_plaintext_and_the_release_signs_both():
     assert committed_json("delta.json")["delta.patches[0]"] == patch.to_dict()
 
 
+def _read(plaintext: bytes) -> delta.PatchHeader:
+    """The patch's header, its head read with 1.4.2's index as the device keeps it."""
+    return delta.read_header(
+        io.BytesIO(plaintext), len(plaintext), base_index=committed("index.json")
+    )
+
+
 def test_patch_header_is_what_delta_json_lists():
     plaintext = committed("delta.patch.bin")
     vector = committed_json("delta.json")
-    header = delta.read_header(io.BytesIO(plaintext), len(plaintext))
+    header = _read(plaintext)
     release = _release()
     index = delta.check_header(
         header,
@@ -95,22 +102,37 @@ def test_patch_header_is_what_delta_json_lists():
     assert plaintext.startswith(bytes.fromhex(vector["patch"]["magic_hex"]))
     assert header.index_json == committed("delta-index.json")
     assert index == Index.from_json(committed("delta-index.json"))
-    assert [op.to_dict() for op in header.ops] == [row["op"] for row in vector["files"]]
+    assert [op.to_dict() for _, op, _ in header.jobs(index)] == [
+        row["op"] for row in vector["files"]
+    ]
+    listed = [row["op"] for row in vector["files"] if row["listed"]]
+    assert [op.to_dict() for op in header.ops] == listed == vector["patch"]["ops_json"]["files"]
     assert header.payload_offset == vector["patch"]["payload_offset"]
-    ops = vector["patch"]["ops_json"]
-    start = vector["patch"]["ops_offset"]
-    assert json.loads(plaintext[start : start + vector["patch"]["ops_length"]]) == ops
+    start, length = vector["patch"]["head_offset"], vector["patch"]["head_length"]
+    assert start + length == header.payload_offset
+    assert (
+        plaintext[start - 68 : start - 4].hex()
+        == vector["patch"]["base_hex"] + (vector["patch"]["target_hex"])
+    )
+    head = delta.decompressor(committed("index.json")).decompress(
+        plaintext[start : header.payload_offset]
+    )
+    assert head == committed("delta.head.bin")
+    assert head[4 : 4 + vector["patch"]["index_length"]] == committed("delta-index.json")
+    assert json.loads(head[4 + vector["patch"]["index_length"] :]) == vector["patch"]["ops_json"]
     assert {row["op"]["op"] for row in vector["files"]} == {"copy", "zstd"}
     assert None in {row["op"]["from"] for row in vector["files"]}
     renamed = next(r for r in vector["files"] if r["path"] == "img/photo.webp")
-    assert renamed["op"] == {"op": "copy", "from": "assets/photo.webp"}
+    assert renamed["op"] == {"path": "img/photo.webp", "op": "copy", "from": "assets/photo.webp"}
+    kept = next(r for r in vector["files"] if r["path"] == "Über/naïve.txt")
+    assert not kept["listed"]
 
 
 def test_patch_builds_the_second_build_from_the_first(tmp_path):
     base = tmp_path / "base"
     extract(VECTORS / "bundle.zip.bin", base, max_total_size=1 << 20)
     plaintext = VECTORS / "delta.patch.bin"
-    header = delta.read_header(io.BytesIO(plaintext.read_bytes()), plaintext.stat().st_size)
+    header = _read(plaintext.read_bytes())
     index = Index.from_json(header.index_json)
     apply_patch(plaintext, header, index, base_dir=base, staging=tmp_path / "new")
     built = {
@@ -181,6 +203,9 @@ def test_store_delta_installs_by_the_patch_alone(tmp_path):
         p.relative_to(www).as_posix(): p.read_bytes() for p in www.rglob("*") if p.is_file()
     }
     assert installed == _second_build()
+    assert (tmp_path / "state/installed/beta.index.json").read_bytes() == committed(
+        "delta-index.json"
+    )
     web = committed_json("delta-web-build.json")
     assert {k: (v["size"], v["sha256"]) for k, v in web.items()} == {
         k: (len(v), hashlib.sha256(v).hexdigest()) for k, v in installed.items()
@@ -202,12 +227,21 @@ def _change_installed(www: Path, outside: Path, change: dict) -> None:
         (www / name).symlink_to(outside / name)
 
 
+def _change_stored_index(state: Path, change: dict) -> None:
+    kept = state / "installed" / "beta.index.json"
+    assert kept.read_bytes() == committed("index.json")  # what the full install of 1.4.2 kept
+    if "write" in change:
+        kept.write_bytes(committed(change["write"]))
+    if change.get("remove"):
+        kept.unlink()
+
+
 def test_refusal_cases_cover_the_named_attacks():
     names = {case["name"] for case in _refusal_cases()}
     assert {"wrong-base", "result-differs", "reordered-payloads", "truncated-patch"} <= names
     assert {"truncated-cub", "index-digest", "other-target", "from-escapes"} <= names
     assert {"installed-file-altered", "installed-file-missing", "installed-file-symlink"} <= names
-    assert "decompression-bomb" in names
+    assert {"decompression-bomb", "stored-index-tampered", "stored-index-missing"} <= names
 
 
 @pytest.mark.parametrize("case", _refusal_cases(), ids=lambda case: case["name"])
@@ -239,6 +273,7 @@ def test_every_refusal_case_installs_the_full_bundle(tmp_path, case):
         else:
             target.write_bytes(committed(name))
     _change_installed(tmp_path / "www", tmp_path / "outside", case.get("installed", {}))
+    _change_stored_index(tmp_path / "state", case.get("stored_index", {}))
 
     result = check()
 
@@ -252,3 +287,5 @@ def test_every_refusal_case_installs_the_full_bundle(tmp_path, case):
     }
     assert installed == _second_build()
     assert not any(p.is_symlink() for p in www.rglob("*"))
+    kept = (tmp_path / "state/installed/beta.index.json").read_bytes()
+    assert kept == committed("delta-index.json")  # the full install keeps 1.5.0's index

@@ -66,6 +66,7 @@ def generate(ctx: Any) -> dict[str, bytes]:
     index_json = packed.index.to_json()
     cub, sealed_bundle = ctx.sealer.seal(zip_bytes, [keys.decryption])
     base_sha = hashlib.sha256(vectors["bundle.cub"]).hexdigest()
+    base_index = vectors["index.json"]  # 1.4.2's, which the device keeps (SPEC §19.3)
     with tempfile.TemporaryDirectory(prefix="otaseal-vectors-delta-") as tmp:
         made = delta.make_patch(
             _write(Path(tmp) / "base", first),
@@ -73,6 +74,7 @@ def generate(ctx: Any) -> dict[str, bytes]:
             index_json,
             base_bundle=base_sha,
             target_bundle=sealed_bundle.sha256,
+            base_index=base_index,
             workers=1,
         )
     patch_cub, sealed_patch = ctx.sealer.seal(made.plaintext, [keys.decryption])
@@ -132,6 +134,7 @@ def generate(ctx: Any) -> dict[str, bytes]:
         made.plaintext,
         patch_cub,
         serve,
+        base_index=base_index,
         app=APP,
         keys={
             "base": bundle_key(APP, base_sha),
@@ -141,16 +144,18 @@ def generate(ctx: Any) -> dict[str, bytes]:
             "manifest": manifest_key(APP, "beta", 2),
         },
     )
-    header = delta.read_header(io.BytesIO(made.plaintext), made.length)
+    header = delta.read_header(io.BytesIO(made.plaintext), made.length, base_index=base_index)
     ops = []
-    for entry, op, (offset, length) in zip(
-        packed.index.files, header.ops, header.payloads(), strict=True
-    ):
+    for entry, op, (offset, length) in header.jobs(packed.index):
         row: dict[str, Any] = {"path": entry.path, "size": entry.size, "sha256": entry.sha256}
-        row |= {"op": op.to_dict()}
+        row |= {"op": op.to_dict(), "listed": not op.implicit}
         if op.op == "zstd":
             row |= {"payload_offset": offset, "payload_length": length}
         ops.append(row)
+    fixed = len(delta.MAGIC) + 64 + 4
+    head_frame = made.plaintext[fixed : header.payload_offset]
+    head = delta.decompressor(base_index).decompress(head_frame)
+    ops_json = head[4 + len(header.index_json) :]
     return refused | {
         "delta-web-build.json": _dump(
             build_vector(
@@ -161,6 +166,7 @@ def generate(ctx: Any) -> dict[str, bytes]:
         "delta-index.json": index_json,
         "delta-bundle.cub": cub,
         "delta.patch.bin": made.plaintext,
+        "delta.head.bin": head,
         "delta.patch.cub": patch_cub,
         "delta-beta.manifest.json": signed,
         "delta.json": _dump(
@@ -181,16 +187,16 @@ def generate(ctx: Any) -> dict[str, bytes]:
                     "sealed_file": "delta.patch.cub",
                     "store_key": bundle_key(APP, sealed_patch.sha256),
                     "magic_hex": delta.MAGIC.hex(),
+                    "base_hex": base_sha,
+                    "target_hex": sealed_bundle.sha256,
+                    "head_offset": fixed,
+                    "head_length": len(head_frame),
+                    "head_dictionary": "index.json (the index of 1.4.2 that the device kept "
+                    "when it installed bundle.cub), as raw content",
+                    "head_file": "delta.head.bin (the head decompressed)",
                     "index_length": len(header.index_json),
                     "index_file": "delta-index.json",
-                    "ops_offset": len(delta.MAGIC) + 4 + len(header.index_json) + 4,
-                    "ops_length": header.payload_offset
-                    - (len(delta.MAGIC) + 8 + len(header.index_json)),
-                    "ops_json": json.loads(
-                        made.plaintext[
-                            len(delta.MAGIC) + 8 + len(header.index_json) : header.payload_offset
-                        ]
-                    ),
+                    "ops_json": json.loads(ops_json),
                     "payload_offset": header.payload_offset,
                     "payload_length": made.length - header.payload_offset,
                 },
@@ -219,9 +225,11 @@ def generate(ctx: Any) -> dict[str, bytes]:
                     bundle_key(APP, sealed_patch.sha256): "delta.patch.cub",
                 },
                 "expect": "the device downloads delta.patch.cub only "
-                f"({sealed_patch.length} bytes), applies it to its installed 1.4.2 and installs "
-                f"1.5.0: the files of delta-web-build.json; without its installed files, or "
-                "with one of them altered, it installs delta-bundle.cub in full instead",
+                f"({sealed_patch.length} bytes), applies it to its installed 1.4.2 (with the "
+                "index.json it kept as the head's dictionary) and installs 1.5.0: the files of "
+                "delta-web-build.json, keeping delta-index.json as its index from then on; "
+                "without its installed files or its kept index, or with one of them altered, it "
+                "installs delta-bundle.cub in full instead",
             }
         ),
     }
@@ -231,9 +239,9 @@ def generate(ctx: Any) -> dict[str, bytes]:
 REFUSALS = "delta-refusals"
 
 
-def _swap_payloads(plaintext: bytes, edit: Any) -> bytes:
-    """The patch with its ops and payloads as ``edit(ops, payloads)`` leaves them."""
-    head = delta.read_header(io.BytesIO(plaintext), len(plaintext))
+def _swap_payloads(plaintext: bytes, edit: Any, base_index: bytes) -> bytes:
+    """The patch with its listed ops and payloads as ``edit(ops, payloads)`` leaves them."""
+    head = delta.read_header(io.BytesIO(plaintext), len(plaintext), base_index=base_index)
     ops = list(head.ops)
     payloads = [plaintext[at : at + n] for at, n in head.payloads()]
     edit(ops, payloads)
@@ -241,29 +249,38 @@ def _swap_payloads(plaintext: bytes, edit: Any) -> bytes:
         replace(op, length=len(p)) if op.op == "zstd" else op
         for op, p in zip(ops, payloads, strict=True)
     ]
-    header = delta.encode_header(head.index_json, ops, base=head.base, target=head.target)
+    header = delta.encode_header(
+        head.index_json, ops, base=head.base, target=head.target, base_index=base_index
+    )
     return header + b"".join(payloads)
 
 
-def _with_header(plaintext: bytes, **values: str) -> bytes:
-    head = delta.read_header(io.BytesIO(plaintext), len(plaintext))
+def _with_header(plaintext: bytes, base_index: bytes, **values: str) -> bytes:
+    head = delta.read_header(io.BytesIO(plaintext), len(plaintext), base_index=base_index)
     header = delta.encode_header(
         head.index_json,
         head.ops,
         base=values.get("base", head.base),
         target=values.get("target", head.target),
+        base_index=base_index,
     )
     return header + plaintext[head.payload_offset :]
 
 
 def refusal_vectors(
-    plaintext: bytes, patch_cub: bytes, serve: Any, *, app: str, keys: dict[str, str]
+    plaintext: bytes,
+    patch_cub: bytes,
+    serve: Any,
+    *,
+    base_index: bytes,
+    app: str,
+    keys: dict[str, str],
 ) -> dict[str, bytes]:
     """Hostile patches and altered installed trees: each check installs 1.5.0 in full.
 
-    Indexes into the ops follow delta.json's "files": 0 assets/app.js (zstd from itself),
-    1 assets/new.js (zstd, no dictionary), 2 img/photo.webp (copy), 3 index.html (zstd),
-    4 Über/naïve.txt (copy).
+    Indexes into the listed ops follow delta.json's "ops_json": 0 assets/app.js (zstd from
+    itself), 1 assets/new.js (zstd, no dictionary), 2 img/photo.webp (copy), 3 index.html
+    (zstd); Über/naïve.txt is not listed (a copy from its own path).
     """
     import zstandard
 
@@ -274,7 +291,8 @@ def refusal_vectors(
         payloads[0], payloads[3] = payloads[3], payloads[0]
 
     def escape(ops: list[delta.Op], payloads: list[bytes]) -> None:
-        ops[4] = delta.Op("copy", "../state/state.json")
+        ops.append(delta.Op("Über/naïve.txt", "copy", "../state/state.json"))
+        payloads.append(b"")
 
     def bomb(ops: list[delta.Op], payloads: list[bytes]) -> None:
         payloads[1] = zstandard.ZstdCompressor(level=3).compress(b"\0" * (16 << 20))
@@ -282,12 +300,12 @@ def refusal_vectors(
     patches: dict[str, tuple[str, bytes, str | None]] = {
         "wrong-base": (
             "the ops name another base bundle",
-            _with_header(plaintext, base="e" * 64),
+            _with_header(plaintext, base_index, base="e" * 64),
             None,
         ),
         "other-target": (
             "the ops name another target bundle",
-            _with_header(plaintext, target="a" * 64),
+            _with_header(plaintext, base_index, target="a" * 64),
             None,
         ),
         "index-digest": (
@@ -297,22 +315,22 @@ def refusal_vectors(
         ),
         "result-differs": (
             "assets/new.js decompresses to other bytes than the index says",
-            _swap_payloads(plaintext, new_js),
+            _swap_payloads(plaintext, new_js, base_index),
             None,
         ),
         "reordered-payloads": (
             "the payloads of assets/app.js and index.html swapped (lengths kept consistent)",
-            _swap_payloads(plaintext, reorder),
+            _swap_payloads(plaintext, reorder, base_index),
             None,
         ),
         "from-escapes": (
             "a copy from ../state/state.json, outside the install folder",
-            _swap_payloads(plaintext, escape),
+            _swap_payloads(plaintext, escape, base_index),
             None,
         ),
         "decompression-bomb": (
             "assets/new.js (31 bytes) as a frame of 16 MiB of zeros",
-            _swap_payloads(plaintext, bomb),
+            _swap_payloads(plaintext, bomb, base_index),
             None,
         ),
         "truncated-patch": ("the patch without its last byte, sealed", plaintext[:-1], None),
@@ -370,13 +388,37 @@ def refusal_vectors(
             "installed": {"symlink": ["index.html"]},
             "refused": "DeltaError",
         },
+        {
+            "name": "stored-index-tampered",
+            "what": "the index of 1.4.2 the device kept was altered (the SHA-256 of "
+            "Über/naïve.txt, which 1.5.0 keeps): the head decompresses to an index whose "
+            "digest is not the signed delta.index",
+            "stored_index": {"write": f"{REFUSALS}/stored-index-tampered.index.json"},
+            "refused": "DeltaError",
+        },
+        {
+            "name": "stored-index-missing",
+            "what": "the device kept no index of 1.4.2 (installed before it kept them, or the "
+            "file was removed): it does not download the patch",
+            "stored_index": {"remove": True},
+            "refused": "DeltaError",
+        },
     ]
+    # A digest that 1.5.0's index repeats, so the head's frame copies it from the dictionary (a
+    # change where the frame takes nothing from the dictionary changes nothing).
+    kept = next(
+        f["sha256"] for f in json.loads(base_index)["files"] if f["path"] == "Über/naïve.txt"
+    )
+    files[f"{REFUSALS}/stored-index-tampered.index.json"] = base_index.replace(
+        kept.encode(), (("0" if kept[0] != "0" else "1") + kept[1:]).encode()
+    )
     files[f"{REFUSALS}.json"] = _dump(
         {
             "description": "Each case starts from store-delta.json (after store-layout.json "
-            "installed 1.4.2), changes the store keys in 'store' (null: the key is absent) or the "
-            "installed tree as 'installed' says, and runs one check. Every case MUST end "
-            "'installed' with the files of delta-web-build.json, downloading the full "
+            "installed 1.4.2), changes the store keys in 'store' (null: the key is absent), the "
+            "installed tree as 'installed' says, or the index of 1.4.2 the device kept "
+            "('stored_index': replaced by 'write', or removed), and runs one check. Every case "
+            "MUST end 'installed' with the files of delta-web-build.json, downloading the full "
             "delta-bundle.cub, and SHOULD report the patch refused with the error class "
             "'refused' (SPEC §19.3 fallback, §19.4).",
             "cases": cases,

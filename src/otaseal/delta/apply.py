@@ -53,7 +53,8 @@ def apply_patch(
 ) -> None:
     """Write every file of ``index`` into ``staging`` (which must not exist yet).
 
-    ``patch`` is the checked patch plaintext that ``header`` was read from. Raises
+    ``patch`` is the checked patch plaintext that ``header`` was read from; a file the patch does
+    not list is copied from the same path of ``base_dir`` (and checked like every file). Raises
     :class:`DeltaError` when a base file or a result is not what the patch and index say;
     the caller removes ``staging`` on any failure. Files are written by up to ``workers``
     threads (default: one per CPU, at most 4), as a full install extracts them.
@@ -64,7 +65,7 @@ def apply_patch(
     except OSError as exc:
         raise _cannot_write(staging, exc) from None
     progress.start("applying the patch", files=len(index.files), size=index.total_size)
-    jobs = list(zip(index.files, header.ops, header.payloads(), strict=True))
+    jobs = list(header.jobs(index))
     batches = [jobs[at : at + _BATCH] for at in range(0, len(jobs), _BATCH)]
     threads = max(1, min(workers or os.cpu_count() or 1, _MAX_THREADS, len(batches)))
     patch_fd = os.open(patch, os.O_RDONLY | _CLOEXEC)
