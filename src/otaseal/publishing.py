@@ -454,12 +454,20 @@ def _upload(
 def _same_build(current: Release, plaintext_sha256: str, capgo: CapgoResult | None) -> bool:
     """A no-op publish: the same zip, and a Capgo artifact already there when one is wanted.
 
-    The Capgo artifact's bytes differ on every run (fresh AES key and IV), so it is compared by
-    the key that made it, not by digest.
+    The Capgo artifact is compared by the key that made it (its bytes follow from the zip and
+    that key, ADR 0009), and a release from before manifest mode, without a file list, is
+    published again so that it gets one.
     """
     if current.plaintext_sha256 != plaintext_sha256:
         return False
-    return capgo is None or (current.capgo is not None and current.capgo.key_id == capgo.key_id)
+    if capgo is None:
+        return True
+    have = current.capgo
+    return (
+        have is not None
+        and have.key_id == capgo.key_id
+        and (have.files is not None or capgo.files is None)
+    )
 
 
 def _seal_bytes(data: bytes, recipient: RecipientKey) -> bytes:

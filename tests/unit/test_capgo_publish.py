@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -124,6 +125,29 @@ def test_republishing_the_same_build_stays_a_noop(capgo_project: ops.Project, we
     assert again.noop
     assert again.release.capgo == first.release.capgo
     assert _store_files(capgo_project) == before
+
+
+def test_a_release_from_before_manifest_mode_is_republished_with_its_file_list(
+    capgo_project: ops.Project, web: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from otaseal import publishing
+
+    real = publishing.attach_files
+
+    def no_list(result: Any, *args: Any, **kwargs: Any) -> Any:
+        return result, None
+
+    monkeypatch.setattr(publishing, "attach_files", no_list)
+    old = ops.publish(capgo_project, web, channel="beta")
+    assert old.release.capgo is not None
+    assert old.release.capgo.files is None
+    monkeypatch.setattr(publishing, "attach_files", real)
+    again = ops.publish(capgo_project, web, channel="beta")
+    assert not again.noop
+    assert again.release.capgo is not None
+    assert again.release.capgo.files is not None
+    assert again.release.plaintext_sha256 == old.release.plaintext_sha256
+    assert ops.publish(capgo_project, web, channel="beta").noop
 
 
 def test_turning_capgo_on_republishes_the_same_build_with_it(
