@@ -2,7 +2,8 @@
 
 Every patch refusal ends the same way: the device installs the full bundle, its files and state
 are exactly the new release's, and the refusal is reported in ``FetchResult.delta``. When the
-full bundle is unavailable as well, the check fails and the old tree is untouched.
+full bundle is unavailable as well, the check fails (its error names the patch's refusal) and the
+old tree is untouched.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class DeltaWorld:
         assert first.status == "installed"
         self.bundle: Bundle = repo.build(dict(NEW), label="2.0.0")
         self.index_json = self.bundle.packed.index.to_json()
+        self.kept = device.state_dir / "installed" / "beta.index.json"
+        self.base_index = self.kept.read_bytes()  # what the device kept of 1.0.0 (SPEC §19.2)
 
     def make(self, *, base_files: dict[str, bytes] = OLD, base: str | None = None) -> bytes:
         """An honest patch plaintext from ``base_files`` to 2.0.0."""
@@ -87,7 +90,29 @@ class DeltaWorld:
             self.index_json,
             base_bundle=base or self.v1.sha256,
             target_bundle=self.bundle.sha256,
+            base_index=self.base_index,
         ).plaintext
+
+    def header(self, plaintext: bytes) -> fmt.PatchHeader:
+        """The patch's header, read as the device reads it."""
+        return fmt.read_header(io.BytesIO(plaintext), len(plaintext), base_index=self.base_index)
+
+    def rebuild(
+        self, plaintext: bytes, ops: list[fmt.Op], payloads: list[bytes], **header: str
+    ) -> bytes:
+        """A patch with the same index and other ops/payloads (what an attacker can write)."""
+        old = self.header(plaintext)
+        return fmt.encode_header(
+            old.index_json,
+            ops,
+            base=header.get("base", old.base),
+            target=header.get("target", old.target),
+            base_index=self.base_index,
+        ) + b"".join(payloads)
+
+    def payloads(self, plaintext: bytes) -> list[bytes]:
+        """Each listed op's payload."""
+        return [plaintext[at : at + n] for at, n in self.header(plaintext).payloads()]
 
     def publish(
         self,
@@ -144,26 +169,6 @@ def _world(repo: Repository, device: Device) -> DeltaWorld:
     return DeltaWorld(repo, device)
 
 
-def _header(plaintext: bytes) -> fmt.PatchHeader:
-    return fmt.read_header(io.BytesIO(plaintext), len(plaintext))
-
-
-def _rebuild(plaintext: bytes, ops: list[fmt.Op], payloads: list[bytes], **header: str) -> bytes:
-    """A patch with the same index and other ops/payloads (what an attacker can write)."""
-    old = _header(plaintext)
-    return fmt.encode_header(
-        old.index_json,
-        ops,
-        base=header.get("base", old.base),
-        target=header.get("target", old.target),
-    ) + b"".join(payloads)
-
-
-def _payloads(plaintext: bytes) -> list[bytes]:
-    head = _header(plaintext)
-    return [plaintext[at : at + n] for at, n in head.payloads()]
-
-
 # --- the honest case ------------------------------------------------------------------------------
 def test_honest_patch_is_used(repo: Repository, device: Device) -> None:
     world = _world(repo, device)
@@ -176,6 +181,7 @@ def test_honest_patch_is_used(repo: Repository, device: Device) -> None:
     world.installed_new()
     assert bundle_key(repo.app, world.bundle.sha256) not in device.fetcher.keys
     assert result.downloaded == result.delta.bytes < world.bundle.seal.length
+    assert world.kept.read_bytes() == world.index_json  # the next patch's dictionary
 
 
 # --- named attacks --------------------------------------------------------------------------------
@@ -202,41 +208,41 @@ def test_patch_from_other_base_files_claiming_this_base(repo: Repository, device
 def test_patch_whose_result_differs_from_the_index(repo: Repository, device: Device) -> None:
     world = _world(repo, device)
     honest = world.make()
-    head = _header(honest)
-    payloads = _payloads(honest)
+    head = world.header(honest)
+    payloads = world.payloads(honest)
     at = next(i for i, op in enumerate(head.ops) if op.op == "zstd" and op.source is None)
     forged = zstandard.ZstdCompressor().compress(b"added in 2.0.1\n")
     ops = list(head.ops)
     ops[at] = replace(ops[at], length=len(forged))
     payloads[at] = forged
-    world.publish(_rebuild(honest, ops, payloads))
+    world.publish(world.rebuild(honest, ops, payloads))
     world.falls_back("DeltaError")
 
 
 def test_reordered_ops_and_payloads(repo: Repository, device: Device) -> None:
     world = _world(repo, device)
     honest = world.make()
-    head = _header(honest)
+    head = world.header(honest)
     zstd = [i for i, op in enumerate(head.ops) if op.op == "zstd"]
     first, second = zstd[0], zstd[1]
-    ops, payloads = list(head.ops), _payloads(honest)
+    ops, payloads = list(head.ops), world.payloads(honest)
     ops[first], ops[second] = ops[second], ops[first]
     payloads[first], payloads[second] = payloads[second], payloads[first]
-    world.publish(_rebuild(honest, ops, payloads))
+    world.publish(world.rebuild(honest, ops, payloads))
     world.falls_back("DeltaError")
 
 
 def test_reordered_payloads_only(repo: Repository, device: Device) -> None:
     world = _world(repo, device)
     honest = world.make()
-    head = _header(honest)
-    payloads = _payloads(honest)
+    head = world.header(honest)
+    payloads = world.payloads(honest)
     zstd = [i for i, op in enumerate(head.ops) if op.op == "zstd"]
     payloads[zstd[0]], payloads[zstd[-1]] = payloads[zstd[-1]], payloads[zstd[0]]
     ops = list(head.ops)
     ops[zstd[0]] = replace(ops[zstd[0]], length=len(payloads[zstd[0]]))
     ops[zstd[-1]] = replace(ops[zstd[-1]], length=len(payloads[zstd[-1]]))
-    world.publish(_rebuild(honest, ops, payloads))
+    world.publish(world.rebuild(honest, ops, payloads))
     world.falls_back("DeltaError")
 
 
@@ -271,7 +277,11 @@ def test_patch_for_another_release_target(repo: Repository, device: Device) -> N
     """Same files, but the patch names another target bundle."""
     world = _world(repo, device)
     honest = world.make()
-    world.publish(_rebuild(honest, list(_header(honest).ops), _payloads(honest), target="a" * 64))
+    world.publish(
+        world.rebuild(
+            honest, list(world.header(honest).ops), world.payloads(honest), target="a" * 64
+        )
+    )
     world.falls_back("DeltaError")
 
 
@@ -288,6 +298,7 @@ def test_patch_for_another_release_index(repo: Repository, device: Device) -> No
         other.index_json,
         base_bundle=world.v1.sha256,
         target_bundle=world.bundle.sha256,
+        base_index=world.base_index,
     ).plaintext
     world.publish(plaintext)
     world.falls_back("DeltaError")
@@ -342,11 +353,11 @@ def test_from_path_escaping_the_install_folder(repo: Repository, device: Device)
     world = _world(repo, device)
     (device.home / "secret.txt").write_bytes(NEW["new.txt"])  # what the attacker wants copied
     honest = world.make()
-    head = _header(honest)
+    head = world.header(honest)
     at = next(i for i, op in enumerate(head.ops) if op.op == "zstd" and op.source is None)
-    ops, payloads = list(head.ops), _payloads(honest)
-    ops[at], payloads[at] = fmt.Op("copy", "../secret.txt"), b""
-    world.publish(_rebuild(honest, ops, payloads))
+    ops, payloads = list(head.ops), world.payloads(honest)
+    ops[at], payloads[at] = fmt.Op(ops[at].path, "copy", "../secret.txt"), b""
+    world.publish(world.rebuild(honest, ops, payloads))
     result = world.falls_back("DeltaError")
     assert result.delta is not None
     assert "from" in (result.delta.refused or "")
@@ -355,10 +366,10 @@ def test_from_path_escaping_the_install_folder(repo: Repository, device: Device)
 def test_from_path_absolute(repo: Repository, device: Device) -> None:
     world = _world(repo, device)
     honest = world.make()
-    head = _header(honest)
-    ops, payloads = list(head.ops), _payloads(honest)
+    head = world.header(honest)
+    ops, payloads = list(head.ops), world.payloads(honest)
     ops[0] = replace(ops[0], source="/etc/passwd")
-    world.publish(_rebuild(honest, ops, payloads))
+    world.publish(world.rebuild(honest, ops, payloads))
     world.falls_back("DeltaError")
 
 
@@ -366,13 +377,13 @@ def test_decompression_bomb(repo: Repository, device: Device) -> None:
     """A small frame that inflates far past the indexed size: stopped one buffer past it."""
     world = _world(repo, device)
     honest = world.make()
-    head = _header(honest)
+    head = world.header(honest)
     at = next(i for i, op in enumerate(head.ops) if op.op == "zstd" and op.source is None)
     bomb = zstandard.ZstdCompressor(level=3).compress(b"\0" * (64 << 20))
     assert len(bomb) < 10_000
-    ops, payloads = list(head.ops), _payloads(honest)
+    ops, payloads = list(head.ops), world.payloads(honest)
     ops[at], payloads[at] = replace(ops[at], length=len(bomb)), bomb
-    world.publish(_rebuild(honest, ops, payloads))
+    world.publish(world.rebuild(honest, ops, payloads))
     world.falls_back("DeltaError")
 
 
@@ -380,7 +391,7 @@ def test_oversized_window(repo: Repository, device: Device) -> None:
     """A frame that asks for a window above 2^27 bytes is refused, not allocated."""
     world = _world(repo, device)
     honest = world.make()
-    head = _header(honest)
+    head = world.header(honest)
     at = next(i for i, op in enumerate(head.ops) if op.op == "zstd" and op.source is None)
     params = zstandard.ZstdCompressionParameters(window_log=30, enable_ldm=1)
     out = io.BytesIO()
@@ -389,9 +400,9 @@ def test_oversized_window(repo: Repository, device: Device) -> None:
     ) as writer:  # no content size, so the frame keeps its 2^30 window
         writer.write(NEW["new.txt"])
     big = out.getvalue()
-    ops, payloads = list(head.ops), _payloads(honest)
+    ops, payloads = list(head.ops), world.payloads(honest)
     ops[at], payloads[at] = replace(ops[at], length=len(big)), big
-    world.publish(_rebuild(honest, ops, payloads))
+    world.publish(world.rebuild(honest, ops, payloads))
     result = world.falls_back("DeltaError")
     assert "does not decompress" in (result.delta.refused if result.delta else "")
 
@@ -400,7 +411,8 @@ def test_patch_broken_and_full_bundle_missing(repo: Repository, device: Device) 
     """No patch and no bundle: the check fails, the running build and state stay as they were."""
     world = _world(repo, device)
     world.publish(world.make()[:-7], upload_bundle=False)
-    device.refuses(NotFoundError, bundle_allowed=True)
+    error = device.refuses(NotFoundError, bundle_allowed=True)
+    assert "the patch from 1.0.0 was refused first: DeltaError" in error.diagnostics()
     assert device.files() == OLD
     assert device.installed()["sha256"] == world.v1.sha256
 
@@ -415,3 +427,61 @@ def test_a_patch_larger_than_the_bundle_is_not_downloaded(repo: Repository, devi
     assert result.delta is None
     assert result.downloaded == world.bundle.seal.length
     world.installed_new()
+
+
+def test_stored_base_index_tampered(repo: Repository, device: Device) -> None:
+    """The index the device kept of 1.0.0 was altered where the patch's head uses it.
+
+    The head then decompresses to another index, whose digest is not the signed one.
+    """
+    world = _world(repo, device)
+    world.publish()
+    vendor = next(
+        e.sha256 for e in world.bundle.packed.index.files if e.path == "assets/vendor-Qq11Ww22.js"
+    )
+    forged = ("0" if vendor[0] != "0" else "1") + vendor[1:]
+    world.kept.write_bytes(world.base_index.replace(vendor.encode(), forged.encode()))
+    result = world.falls_back("DeltaError")
+    assert "carries an index whose SHA-256" in (result.delta.refused if result.delta else "")
+    assert world.kept.read_bytes() == world.index_json  # the full install keeps the right one
+
+
+def test_stored_base_index_missing(repo: Repository, device: Device) -> None:
+    """No kept index (installed before the device kept them): the patch is not even downloaded."""
+    world = _world(repo, device)
+    release = world.publish()
+    world.kept.unlink()
+    device.fetcher.reset()
+    result = world.falls_back("DeltaError")
+    assert result.delta is not None
+    assert "no index of the installed release" in (result.delta.refused or "")
+    assert result.delta.bytes == 0
+    assert release.delta is not None
+    assert bundle_key(repo.app, release.delta.patches[0].sha256) not in device.fetcher.keys
+
+
+def test_stored_base_index_replaced_by_a_symlink(
+    repo: Repository, device: Device, tmp_path: Path
+) -> None:
+    """A kept index that is a symbolic link is not followed: as if there were none."""
+    world = _world(repo, device)
+    world.publish()
+    outside = tmp_path / "index.json"
+    outside.write_bytes(world.base_index)
+    world.kept.unlink()
+    world.kept.symlink_to(outside)
+    result = world.falls_back("DeltaError")
+    assert "no index of the installed release" in (result.delta.refused if result.delta else "")
+
+
+def test_op_listing_a_file_twice(repo: Repository, device: Device) -> None:
+    """Two ops for one path (the second would overwrite the first): refused before any write."""
+    world = _world(repo, device)
+    honest = world.make()
+    head = world.header(honest)
+    ops, payloads = list(head.ops), world.payloads(honest)
+    ops.append(replace(ops[-1]))
+    payloads.append(payloads[-1])
+    world.publish(world.rebuild(honest, ops, payloads))
+    result = world.falls_back("DeltaError")
+    assert "twice" in (result.delta.refused if result.delta else "")
