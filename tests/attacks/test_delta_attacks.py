@@ -485,3 +485,11 @@ def test_op_listing_a_file_twice(repo: Repository, device: Device) -> None:
     world.publish(world.rebuild(honest, ops, payloads))
     result = world.falls_back("DeltaError")
     assert "twice" in (result.delta.refused if result.delta else "")
+
+
+def test_builtin_revert_forgets_the_kept_index(repo: Repository, device: Device) -> None:
+    """Back on the builtin build, no patch may start from the removed release's index."""
+    world = _world(repo, device)
+    repo.serve_manifest(repo.manifest("beta", (world.v1,), builtin=True))
+    assert device.check().status == "builtin"
+    assert not world.kept.exists()
