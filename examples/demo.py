@@ -96,8 +96,17 @@ def device(
             f"  {name}: {result['status']}"
             + (f" {result['label']} ({str(result['digest'])[:12]})" if result["label"] else "")
             + (f" — {result['detail']}" if result.get("detail") else "")
+            + _how_it_came(result)
         )
     return result
+
+
+def _how_it_came(result: dict[str, object]) -> str:
+    """', by its 599-byte patch from 1.0.0' when a delta did the install."""
+    delta = result.get("delta")
+    if result["status"] != "installed" or not isinstance(delta, dict) or not delta.get("used"):
+        return ""
+    return f", by its {delta['bytes']}-byte patch from {delta['base_label'] or 'the installed one'}"
 
 
 def pick_devices(salt: str, basis_points: int) -> tuple[str, str]:
