@@ -61,20 +61,24 @@ def _patch(owner: object, attr: str, name: str) -> None:
 def instrument() -> None:
     """Wrap the functions that publish and fetch spend their time in."""
     from otaseal import archive, client, operations  # noqa: PLC0415
+    from otaseal.archive import extraction, hygiene, index, packing  # noqa: PLC0415
     from otaseal.formats import sealed  # noqa: PLC0415
     from otaseal.store import folder  # noqa: PLC0415
 
-    for attr in ("_scan", "_plan", "_compress_all", "_compress_piece", "_write_zip", "_collision"):
-        _patch(archive, attr, f"archive.{attr}")
-    _patch(archive, "_extract_file", "archive._extract_file (one per file)")
-    _patch(archive, "_check_entries", "archive._check_entries")
-    _patch(archive, "_read_index", "archive._read_index")
-    _patch(archive, "_match_index", "archive._match_index")
-    _patch(archive, "_make_folders", "archive._make_folders")
-    _patch(archive, "_open_zip", "archive._open_zip (central directory)")
+    # Each function is wrapped where it is looked up when called.
+    for attr in ("scan", "_plan", "_compress_all", "_compress_piece", "_write_zip"):
+        _patch(packing, attr, f"archive.packing.{attr}")
+    _patch(hygiene, "collision", "archive.paths.collision")
+    _patch(index, "collision", "archive.paths.collision")
+    _patch(extraction, "_extract_file", "archive.extraction._extract_file (one per file)")
+    _patch(extraction, "_check_entries", "archive.extraction._check_entries")
+    _patch(extraction, "_read_index", "archive.extraction._read_index")
+    _patch(extraction, "_match_index", "archive.extraction._match_index")
+    _patch(extraction, "_make_folders", "archive.extraction._make_folders")
+    _patch(extraction, "_open_zip", "archive.extraction._open_zip (central directory)")
     _patch(archive, "extract", "archive.extract")
     _patch(archive, "pack", "archive.pack")
-    _patch(archive._Sink, "write", "archive._Sink.write (hash + SealWriter.write)")  # noqa: SLF001
+    _patch(packing._Sink, "write", "archive.packing._Sink.write (hash + SealWriter.write)")  # noqa: SLF001
     _patch(sealed.SealWriter, "_seal", "sealed.SealWriter._seal (sha256 + AES-GCM + write)")
     _patch(sealed, "open_sealed", "sealed.open_sealed (decrypt to bundle.zip)")
     _patch(folder.FolderStore, "create_from_file", "store.create_from_file (fsync + hard link)")

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from otaseal import archive
-from otaseal.archive import INDEX_PATH, FileEntry, Index, extract
+from otaseal.archive import INDEX_PATH, FileEntry, Index, extract, extraction
 from otaseal.errors import ArchiveError
 
 if TYPE_CHECKING:
@@ -288,7 +287,7 @@ def test_malformed_index_refused(tmp_path: Path):
 
 
 def test_index_bomb_refused(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(archive, "MAX_INDEX_SIZE", 4096)
+    monkeypatch.setattr(extraction, "MAX_INDEX_SIZE", 4096)
     padded = index_of(GOOD) + b" " * (1 << 20)  # valid JSON, just very long
     zip_path = write_zip(tmp_path / "b.zip", [(INDEX_PATH, padded), *GOOD.items()])
     assert_refused(zip_path, tmp_path, "larger than 4096 bytes")

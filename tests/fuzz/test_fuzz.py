@@ -116,14 +116,14 @@ def test_the_archive_target_catches_a_refused_bundle_that_leaves_files(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The target's own check works: with extract's clean-up switched off, leftovers are found."""
-    from otaseal import archive
+    from otaseal.archive import extraction
     from otaseal.errors import ArchiveError
 
     target = _module("fuzz_archive").target
     target(_built_zip_input(0))  # accepted: exactly its index, inside the destination
     with pytest.raises(ArchiveError, match="SHA-256"):
         target(_built_zip_input(16))  # a.txt fails its hash; nothing is left
-    monkeypatch.setattr(archive, "_undo", lambda _dest, _created: None)
+    monkeypatch.setattr(extraction, "_undo", lambda _dest, _created: None)
     with pytest.raises(AssertionError, match="a refused bundle left"):
         target(_built_zip_input(16))
 

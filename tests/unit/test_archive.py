@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import os
+import pathlib
 import random
 import shutil
 import socket
@@ -19,7 +20,18 @@ from typing import TYPE_CHECKING
 import pytest
 
 from otaseal import archive
-from otaseal.archive import INDEX_PATH, FileEntry, Index, IndexDiff, extract, pack
+from otaseal.archive import (
+    INDEX_PATH,
+    FileEntry,
+    Index,
+    IndexDiff,
+    extract,
+    extraction,
+    hygiene,
+    pack,
+    packing,
+    paths,
+)
 from otaseal.errors import ArchiveError, HygieneError, InputError
 
 if TYPE_CHECKING:
@@ -181,14 +193,14 @@ def test_large_file_is_streamed_in_pieces_never_read_whole(tmp_path: Path, monke
         tmp_path / "b", {"index.html": b"<html/>", "big.bin": content, "movie.mp4": movie}
     )
     reads: list[int] = []
-    real_read = archive._read_regular
+    real_read = packing._read_regular
 
     def spying_read(path: Path, offset: int, length: int) -> bytes:
         reads.append(length)
         return real_read(path, offset, length)
 
-    monkeypatch.setattr(archive, "_read_regular", spying_read)
-    monkeypatch.setattr(archive, "_SPOOL_MEMORY", 64 * 1024)  # spill compressed pieces to disk
+    monkeypatch.setattr(packing, "_read_regular", spying_read)
+    monkeypatch.setattr(packing, "_SPOOL_MEMORY", 64 * 1024)  # spill compressed pieces to disk
 
     data, result = pack_bytes(build, workers=2)
 
@@ -243,7 +255,7 @@ def test_file_growing_while_it_is_hashed_is_hashed_to_its_end(tmp_path: Path, mo
         fields[stat.ST_SIZE] = 1000
         return os.stat_result(fields)
 
-    monkeypatch.setattr(archive.os, "fstat", stale_fstat)
+    monkeypatch.setattr(os, "fstat", stale_fstat)
     data, result = pack_bytes(build)
 
     assert result.index.files[0] == FileEntry("app.js", len(content), sha(content))
@@ -569,16 +581,16 @@ def test_unreadable_directory_is_reported(tmp_path: Path, monkeypatch):
     def denied(path: object) -> object:
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(archive.os, "scandir", denied)
+    monkeypatch.setattr(os, "scandir", denied)
     assert "Permission denied" in refused(build, InputError)
 
 
 def test_file_that_stops_being_regular_is_refused(tmp_path: Path):
     os.mkfifo(tmp_path / "fifo")
     with pytest.raises(HygieneError, match="no longer a regular file"):
-        archive._open_fd(tmp_path / "fifo")
+        packing._open_fd(tmp_path / "fifo")
     with pytest.raises(InputError, match=r"(?i)cannot read"):
-        archive._open_fd(tmp_path / "gone")
+        packing._open_fd(tmp_path / "gone")
 
 
 @pytest.mark.parametrize(("name", "workers"), [("index.html", 1), ("big.bin", 1), ("big.bin", 2)])
@@ -588,7 +600,7 @@ def test_file_changed_while_packing_is_refused(
     build = make_build(
         tmp_path / "dist", {"index.html": b"<html/>", "big.bin": big_file(archive.CHUNK_SIZE + 9)}
     )
-    real = archive._plan
+    real = packing._plan
 
     def plan_then_change(root: Path, paths: list[str], files: list[Path]):
         plan = real(root, paths, files)  # sizes are measured: the file grows before it is read
@@ -596,7 +608,7 @@ def test_file_changed_while_packing_is_refused(
             f.write(b"late write")
         return plan
 
-    monkeypatch.setattr(archive, "_plan", plan_then_change)
+    monkeypatch.setattr(packing, "_plan", plan_then_change)
     with pytest.raises(InputError, match="changed while otaseal was packing it"):
         pack(build, io.BytesIO(), workers=workers)
 
@@ -604,14 +616,14 @@ def test_file_changed_while_packing_is_refused(
 @pytest.mark.parametrize("workers", [1, 2])
 def test_file_deleted_while_packing_is_reported(tmp_path: Path, monkeypatch, workers: int):
     build = make_build(tmp_path / "dist", {**APP, "gone.js": b"x"})
-    real = archive._scan
+    real = packing.scan
 
     def scan_then_delete(root: Path, allow: object) -> list[str]:
         paths = real(root, allow)  # type: ignore[arg-type]
         (root / "gone.js").unlink()
         return paths
 
-    monkeypatch.setattr(archive, "_scan", scan_then_delete)
+    monkeypatch.setattr(packing, "scan", scan_then_delete)
     with pytest.raises(InputError, match=r"cannot read .*gone\.js: No such file"):
         pack(build, io.BytesIO(), workers=workers)
 
@@ -621,12 +633,12 @@ def test_zero_workers_is_refused(tmp_path: Path):
 
 
 def test_too_many_files_are_refused(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(archive, "_MAX_ENTRIES", 3)
+    monkeypatch.setattr(hygiene, "MAX_ENTRIES", 3)
     assert "fewer than 3 files" in refused(make_build(tmp_path / "d", APP), InputError)
 
 
 def test_file_too_large_for_zip32_is_refused(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(archive, "_ZIP32_MAX", 1000)
+    monkeypatch.setattr(packing, "ZIP32_MAX", 1000)
     build = make_build(tmp_path / "d", {**APP, "movie.mp4": os.urandom(1001)})
     assert "4 GiB" in refused(build, InputError)
 
@@ -634,23 +646,23 @@ def test_file_too_large_for_zip32_is_refused(tmp_path: Path, monkeypatch):
 @pytest.mark.parametrize("limit", [1500, 2200])
 def test_bundle_growing_beyond_zip32_is_refused(tmp_path: Path, monkeypatch, limit: int):
     # 1500 stops at a local header; 2200 fits every entry but not the central directory.
-    monkeypatch.setattr(archive, "_ZIP32_MAX", limit)
+    monkeypatch.setattr(packing, "ZIP32_MAX", limit)
     build = make_build(tmp_path / "d", {"index.html": os.urandom(900), "b.bin": os.urandom(900)})
     with pytest.raises(InputError, match="beyond 4 GiB"):
         pack(build, io.BytesIO())
 
 
 def test_bundle_outgrowing_zip32_stops_before_compressing_the_rest(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(archive, "_ZIP32_MAX", 1500)
+    monkeypatch.setattr(packing, "ZIP32_MAX", 1500)
     files = {"index.html": os.urandom(900), **{f"m{i:03}.bin": os.urandom(900) for i in range(130)}}
     compressed: list[str] = []
-    real = archive._compress_piece
+    real = packing._compress_piece
 
-    def counting(piece: archive._Piece) -> archive._Compressed:
+    def counting(piece: packing._Piece) -> packing._Compressed:
         compressed.append(piece.path)
         return real(piece)
 
-    monkeypatch.setattr(archive, "_compress_piece", counting)
+    monkeypatch.setattr(packing, "_compress_piece", counting)
     with pytest.raises(InputError, match="beyond 4 GiB"):
         pack(make_build(tmp_path / "d", files), io.BytesIO(), workers=1)
     assert len(compressed) < len(files)
@@ -702,7 +714,7 @@ def test_extract_reports_a_destination_it_cannot_write(tmp_path: Path, bundle: P
                 raise OSError(28, "No space left on device")
         return real_open(path, flags, mode, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(archive.os, "open", full_disk)
+    monkeypatch.setattr(os, "open", full_disk)
     dest = tmp_path / "new" / "dest"
     with pytest.raises(InputError, match="No space left"):
         extract(bundle, dest, max_total_size=10**6)
@@ -758,7 +770,7 @@ def test_extract_reports_a_folder_it_cannot_create(tmp_path: Path, bundle: Path,
     def read_only(self: Path, *args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied", str(self))
 
-    monkeypatch.setattr(archive.Path, "mkdir", read_only)
+    monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
     with pytest.raises(InputError, match="cannot create .*Permission denied"):
         extract(bundle, dest, max_total_size=10**6)
     assert not any(dest.iterdir())
@@ -768,24 +780,24 @@ def test_a_bad_file_on_one_thread_stops_the_others_and_nothing_stays(tmp_path: P
     bundle = tmp_path / "bundle.zip"
     data, result = pack_bytes(make_build(tmp_path / "b", many_files(200)))
     bundle.write_bytes(data)
-    bad, other = result.index.files[0].path, result.index.files[archive._EXTRACT_BATCH].path
+    bad, other = result.index.files[0].path, result.index.files[extraction._EXTRACT_BATCH].path
     other_written, failing = threading.Event(), threading.Event()
     started: list[str] = []
-    real = archive._extract_file
+    real = extraction._extract_file
 
     def extract_file(zf, info, entry: FileEntry, dest: Path) -> None:
         started.append(entry.path)
         if entry.path == bad:  # the first batch fails once the second has written a file
             assert other_written.wait(10)
             failing.set()
-            raise archive._refuse(bad, "does not match the SHA-256 in the index")
+            raise extraction._refuse(bad, "does not match the SHA-256 in the index")
         real(zf, info, entry, dest)
         if entry.path == other:
             other_written.set()
             assert failing.wait(10)
             time.sleep(0.2)  # the failing thread raises its flag within microseconds
 
-    monkeypatch.setattr(archive, "_extract_file", extract_file)
+    monkeypatch.setattr(extraction, "_extract_file", extract_file)
     dest = tmp_path / "www"
     with pytest.raises(ArchiveError, match="does not match the SHA-256"):
         extract(bundle, dest, max_total_size=10**9, workers=2)
@@ -817,9 +829,9 @@ def test_the_fast_name_check_agrees_with_every_name_rule():
     rng = random.Random(20261123)  # noqa: S311 - reproducible names, not secrets
 
     def by_rules(path: str) -> str | None:
-        return next((problem for test, problem in archive._NAME_RULES if test(path)), None)
+        return next((problem for test, problem in paths._NAME_RULES if test(path)), None)
 
     names = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 8))) for _ in range(30_000)]
     names += ["a" * 20_000, "é" * 16_383, "é" * 16_384 + "/x"]
-    assert [archive._name_problem(n) for n in names] == [by_rules(n) for n in names]
-    assert sum(archive._name_problem(n) is None for n in names) > 1_000  # both paths were taken
+    assert [paths.name_problem(n) for n in names] == [by_rules(n) for n in names]
+    assert sum(paths.name_problem(n) is None for n in names) > 1_000  # both paths were taken
