@@ -1,9 +1,10 @@
 """Sealed deltas (SPEC §19): the patch plaintext, how a publisher makes it and a device reads it.
 
 A patch turns the files of one release (the *base*, already installed on the device) into the
-files of a newer one. It carries the new release's index byte for byte, so the device checks
-every file it builds against the same signed digests as a full install; the patch only says
-where each file's bytes come from: an unchanged base file (``copy``), or a zstd frame that may use
+files of a newer one. It carries the new release's index byte for byte, compressed against the
+base's index (which the device keeps), so the device checks every file it builds against the
+same signed digests as a full install; the ops only say where the bytes of each file that is not
+a copy from its own path come from: another base file (``copy``), or a zstd frame that may use
 one base file as a raw-content dictionary (``zstd``). Reading is pure: :func:`read_header` and
 :func:`check_header` take bytes and signed values and raise :class:`DeltaError`.
 """
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAGIC",
+    "MAX_HEAD_SIZE",
     "MAX_WINDOW",
     "BaseFile",
     "MadePatch",
@@ -51,6 +53,7 @@ __all__ = [
     "encode_header",
     "extract_release",
     "index_bytes",
+    "level_for",
     "make_patch",
     "plan_ops",
     "read_header",
@@ -385,7 +388,7 @@ def make_patch(
         base_index=base_index,
     )
     body = b"".join(made[op.path][1] for op in final if op.length)
-    return MadePatch(header + body, sum(not op.implicit for op in final), final)
+    return MadePatch(header + body, sum(op.op == _ZSTD for op in final), final)
 
 
 def plan_ops(files: Sequence[FileEntry], base: Mapping[str, BaseFile]) -> list[Op]:
