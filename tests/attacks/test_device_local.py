@@ -414,7 +414,8 @@ def test_state_that_cannot_be_written_is_left_as_it_was(repo, device, monkeypatc
     # As after a crash between §10 steps 20 and 21: the old state, no temporary file left, and
     # the next check converges on the release already in place.
     assert device.state_bytes() == state
-    assert sorted(p.name for p in device.state_dir.iterdir()) == [STATE_FILE]
+    assert sorted(p.name for p in device.state_dir.iterdir()) == ["installed", STATE_FILE]
+    assert list((device.state_dir / "installed").iterdir()) == []  # the kept index went too
     monkeypatch.undo()
     assert device.check().release.label == "2.0.0"
     assert device.installed()["label"] == "2.0.0"
