@@ -42,7 +42,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from otaseal import github as github_module
-from otaseal.action import entrypoint
+from otaseal.action import command, entrypoint, github_steps, report_data, run_context
 from otaseal.action.report import marker
 from otaseal.config import load_config
 from otaseal.operations import Project, now_utc, open_store, read_head
@@ -283,7 +283,7 @@ def action(ws: Workspace, gh: GitHubStandIn, monkeypatch: pytest.MonkeyPatch) ->
     """``action(event, *, subprocess=False, env=..., payload=..., **inputs)`` → Run."""
     monkeypatch.chdir(ws.root)
     quick = functools.partial(github_module.GitHub, mutation_interval=0.0, sleep=lambda _: None)
-    monkeypatch.setattr(entrypoint, "GitHub", quick)
+    monkeypatch.setattr(github_steps, "GitHub", quick)
 
     def run(
         event: str = "push",
@@ -598,12 +598,12 @@ def test_workflow_run_context_names_the_built_commit_and_pr() -> None:
             "pull_requests": [{"number": 7, "head": {}, "base": {}}],
         }
     }
-    context = entrypoint.Context(REPO, "workflow_run", event, MAIN_HEAD, "refs/heads/main")
+    context = run_context.Context(REPO, "workflow_run", event, MAIN_HEAD, "refs/heads/main")
 
     assert context.commit == "c0ffee" * 6 + "c0ff"
     assert context.pull_request == 7
     assert context.from_fork is False
-    assert entrypoint.Context(REPO, "workflow_run", {}, MAIN_HEAD, "").pull_request is None
+    assert run_context.Context(REPO, "workflow_run", {}, MAIN_HEAD, "").pull_request is None
 
 
 def test_comment_and_deployments_can_be_turned_off(
@@ -702,7 +702,7 @@ def test_transport_failure_the_client_does_not_wrap_is_a_warning(
         def upsert_sticky_comment(self, *_args: object, **_kwargs: object) -> str:
             raise requests.exceptions.ChunkedEncodingError
 
-    monkeypatch.setattr(entrypoint, "GitHub", functools.partial(Flaky, mutation_interval=0.0))
+    monkeypatch.setattr(github_steps, "GitHub", functools.partial(Flaky, mutation_interval=0.0))
 
     run = action("push", deployments="false", **publish_inputs(ws))
 
@@ -870,7 +870,7 @@ def test_unexpected_failure_is_reported_as_a_bug(
     def broken(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(entrypoint, "publish", broken)
+    monkeypatch.setattr(command, "publish", broken)
 
     run = action("push", **publish_inputs(ws))
 
@@ -889,7 +889,7 @@ def test_report_failure_after_publish_is_a_warning(
     def unreadable(*_args: object, **_kwargs: object) -> None:
         raise StoreError("the store went away")
 
-    monkeypatch.setattr(entrypoint, "channel_rows", unreadable)
+    monkeypatch.setattr(report_data, "channel_rows", unreadable)
 
     run = action("push", **publish_inputs(ws))
 

@@ -26,7 +26,7 @@ from test_action import PR, REPO, Workspace, event_payload, finish, runner_env
 
 from otaseal import github as github_module
 from otaseal import operations, publishing
-from otaseal.action import entrypoint
+from otaseal.action import entrypoint, github_steps
 from otaseal.config import load_config
 from otaseal.operations import Project, history, open_store, promote, publish, read_head
 from otaseal.project import init_project
@@ -258,7 +258,7 @@ def make_world(
         cache_ttl=60.0,
     )
     quick = functools.partial(github_module.GitHub, mutation_interval=0.0, sleep=lambda _: None)
-    monkeypatch.setattr(entrypoint, "GitHub", quick)
+    monkeypatch.setattr(github_steps, "GitHub", quick)
     monkeypatch.chdir(root)
     beta = read_head(project, "beta").manifest
     assert beta is not None
