@@ -162,7 +162,8 @@ def test_seaweedfs_publish_promote_rollout_revert_fetch(
             Bucket=seaweedfs_bucket, Prefix=f"{PREFIX}/{APP}/bundles/"
         )["Contents"]
     ]
-    assert len(bundles) == 2, "promote uploads nothing"
+    patches = len(second.get("patches", []))  # 1.1.0's sealed patch from 1.0.0 (SPEC §19)
+    assert len(bundles) == 2 + patches, "promote uploads nothing"
 
     salt = staged["release"]["rollout_salt"]
     inside, outside = _device_ids(salt, 1000, "phone")
