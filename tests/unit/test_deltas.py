@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import zipfile
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from otaseal import deltas
 from otaseal import operations as ops
-from otaseal.archive import Index
+from otaseal.archive import INDEX_PATH, Index
 from otaseal.errors import ConfigError, InputError, KeyMaterialError
 from otaseal.formats.delta import decompressor, read_header
 from otaseal.formats.sealed import open_sealed
@@ -104,13 +105,23 @@ def test_the_typical_patch_starts_from_the_release_listed_after_else_the_smalles
 
 
 # --- publish -----------------------------------------------------------------------------------
-def _apply(patch_plain: bytes, base_dir: Path) -> dict[str, bytes]:
+def _base_index(project: ops.Project, release: Release) -> bytes:
+    """The index bytes a device keeps after installing ``release`` (SPEC §19.2)."""
+    key = _key(project, "app-decryption.pem")
+    data = project.store.fetch(bundle_key(project.app, release.sha256), max_bytes=release.length)
+    plain = io.BytesIO()
+    open_sealed(io.BytesIO(data), key, plain, max_plaintext=release.plaintext_length)  # type: ignore[arg-type]
+    with zipfile.ZipFile(plain) as zf:
+        return zf.read(INDEX_PATH)
+
+
+def _apply(patch_plain: bytes, base_dir: Path, base_index: bytes) -> dict[str, bytes]:
     """Play a device's apply from SPEC §19 (no staging dir): the resulting files by path."""
-    header = read_header(io.BytesIO(patch_plain), len(patch_plain))
+    header = read_header(io.BytesIO(patch_plain), len(patch_plain), base_index=base_index)
     index = Index.from_json(header.index_json)
     offset = header.payload_offset
     out = {}
-    for entry, op in zip(index.files, header.ops, strict=True):
+    for entry, op, _ in header.jobs(index):
         base = (base_dir / op.source).read_bytes() if op.source else None
         if op.op == "copy":
             assert base is not None
@@ -147,10 +158,13 @@ def test_the_second_publish_carries_a_sealed_patch_from_the_first(
         patch.plaintext_sha256,
         patch.plaintext_length,
     )
-    header = read_header(io.BytesIO(plain.getvalue()), patch.plaintext_length)
+    base_index = _base_index(project, first)
+    header = read_header(
+        io.BytesIO(plain.getvalue()), patch.plaintext_length, base_index=base_index
+    )
     assert hashlib.sha256(header.index_json).hexdigest() == release.delta.index
     assert (header.base, header.target) == (first.sha256, release.sha256)
-    files = _apply(plain.getvalue(), base_copy)
+    files = _apply(plain.getvalue(), base_copy, base_index)
     assert files["index.html"] == (web / "index.html").read_bytes()
     assert len(files) == release.files
 
