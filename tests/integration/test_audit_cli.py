@@ -56,7 +56,7 @@ def test_audit_of_a_clean_store_exits_0_with_one_json_object(
     assert doc["findings"] == []
     assert doc["roots"]["versions"] == [1]
     assert doc["channels"]["beta"] == {"versions": 2, "newest": 2, "pointer": 2}
-    assert doc["bundles_checked"] == 2
+    assert doc["bundles_checked"] == 3  # two bundles and the second's sealed patch (SPEC §19)
     text = otaseal("audit", *store_args, cwd=project_dir)
     assert text.returncode == 0
     assert "OK: nothing a device would refuse" in text.stdout
