@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -130,13 +131,48 @@ def test_a_short_result_is_refused(world, tmp_path):
         _apply(world, tmp_path / "new")
 
 
-def test_every_result_is_hashed(world, tmp_path):
+@pytest.mark.parametrize("link", [True, False], ids=["linked", "copied"])
+def test_every_result_is_hashed(world, tmp_path, monkeypatch, link):
     """A base file of the right size but other bytes makes a copy whose hash is refused.
 
-    ``assets/lib.js`` is not listed in the patch: an implicit copy is checked like any file.
+    ``assets/lib.js`` is not listed in the patch: an implicit copy is checked like any file,
+    whether it is hard-linked into staging or written out.
     """
+    if not link:
+        monkeypatch.setattr(os, "link", _no_link)
     (world[0] / "assets/lib.js").write_bytes(b"LIB\n" * 100)
     with pytest.raises(DeltaError) as caught:
         _apply(world, tmp_path / "new")
     wrong = hashlib.sha256(b"LIB\n" * 100).hexdigest()[:16]
-    assert f"the patch makes assets/lib.js with SHA-256 {wrong}" in caught.value.diagnostics()
+    made = "the installed assets/lib.js has" if link else "the patch makes assets/lib.js with"
+    assert f"{made} SHA-256 {wrong}" in caught.value.diagnostics()
+
+
+def _no_link(*args, **kwargs):
+    raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+
+def test_checked_copies_are_hard_links_and_the_rest_are_new_files(world, tmp_path):
+    """Linking skips the write of an unchanged file; what is linked is the file that was hashed."""
+    base = world[0]
+    _apply(world, tmp_path / "new")
+    lib = tmp_path / "new/assets/lib.js"
+    assert lib.stat().st_ino == (base / "assets/lib.js").stat().st_ino
+    assert (tmp_path / "new/index.html").stat().st_nlink == 1  # patched: written out
+
+
+def test_a_base_file_with_a_wider_mode_is_copied_not_linked(world, tmp_path):
+    (world[0] / "assets/lib.js").chmod(0o755)
+    _apply(world, tmp_path / "new")
+    lib = tmp_path / "new/assets/lib.js"
+    assert lib.stat().st_ino != (world[0] / "assets/lib.js").stat().st_ino
+    assert stat.S_IMODE(lib.stat().st_mode) == 0o644
+
+
+def test_without_links_the_copies_are_written_and_the_tree_is_the_same(
+    world, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(os, "link", _no_link)
+    _apply(world, tmp_path / "new")
+    assert _tree(tmp_path / "new") == NEW
+    assert (tmp_path / "new/assets/lib.js").stat().st_nlink == 1
