@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, NoReturn
 
-from otaseal import __version__, cli
+from otaseal import __version__, cli, cli_device, cli_status
 from otaseal.errors import InputError
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ def _release_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
 
     p = command(
         "status",
-        cli.cmd_status,
+        cli_status.cmd_status,
         "Show every channel's current release and rollout (with --stats: how each is doing).",
         "otaseal status --stats sqlite:///var/lib/otaseal/stats.db --html status.html",
     )
@@ -358,7 +358,7 @@ def _recipients_command(sub: argparse._SubParsersAction[Parser], parent: Parser)
 def _device_commands(command: Callable[..., argparse.ArgumentParser], parent: Parser) -> None:
     p = command(
         "fetch",
-        cli.cmd_fetch,
+        cli_device.cmd_fetch,
         "Act as a device: verify and install a channel's release.",
         "otaseal fetch --store store --app com.example.app --channel beta --root root.json \\\n"
         "    --decryption-key keys/app-decryption.pem --state device --install-id d1 --out www",
@@ -383,7 +383,7 @@ def _device_commands(command: Callable[..., argparse.ArgumentParser], parent: Pa
 
     p = command(
         "stats",
-        cli.cmd_stats,
+        cli_device.cmd_stats,
         "Print device stats per app, channel and release.",
         "otaseal stats --since 7d --app com.example.app",
         _options(_json_option),
@@ -397,7 +397,7 @@ def _device_commands(command: Callable[..., argparse.ArgumentParser], parent: Pa
 def _serve_command(command: Callable[..., argparse.ArgumentParser], parent: Parser) -> None:
     p = command(
         "serve",
-        cli.cmd_serve,
+        cli_device.cmd_serve,
         "Serve @capgo/capacitor-updater devices (updates, stats).",
         "otaseal serve --store s3://my-bucket/updates --public-url https://cdn.example.com \\\n"
         "    --host 0.0.0.0 --port 8765",
