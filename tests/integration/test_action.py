@@ -1082,7 +1082,7 @@ def test_publish_without_capgo_names_one_format(
 @pytest.mark.parametrize(
     ("capgo_key", "message"),
     [
-        ("", "names no key for it"),
+        ("", "the input 'capgo-key' is empty"),
         ("kms://alias/otaseal-capgo", "remote signer cannot make Capgo"),
         ("production", "not a PKCS#1 RSA private key"),
     ],
@@ -1101,6 +1101,27 @@ def test_publish_with_a_bad_capgo_key_fails_and_writes_nothing(
     assert any(message in text for text in run.annotations("error"))
     assert ws.snapshot() == before
     assert not bot_comments(gh)
+
+
+def test_an_unset_capgo_secret_names_the_secret_not_the_key_file(
+    ws: Workspace, gh: GitHubStandIn, action: Any
+) -> None:
+    _capgo_workspace(ws)
+    config = ws.root / "otaseal.yml"
+    text = config.read_text(encoding="utf-8").replace(
+        "  root: file:keys/root.pem\n", "  root: file:keys/root.pem\n  capgo: file:keys/capgo.pem\n"
+    )
+    config.write_text(text, encoding="utf-8")
+    before = ws.snapshot()
+
+    run = action("push", **publish_inputs(ws, capgo_key=""))
+
+    assert run.returncode == 2, run.stdout
+    (error,) = run.annotations("error")
+    assert "the input 'capgo-key' is empty" in error
+    assert "keys/capgo.pem, which does not exist here" in error
+    assert "OTASEAL_CAPGO_KEY" in error
+    assert ws.snapshot() == before
 
 
 # --- expiry warnings of status (issue 11) ---------------------------------------------------------

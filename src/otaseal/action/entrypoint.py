@@ -81,6 +81,8 @@ def open_project(inputs: Inputs, env: Mapping[str, str], runner: Runner) -> Proj
         verify_config_key(config, channel, env)
     if inputs.capgo_key is not None:
         config = replace(config, keys={**config.keys, "capgo": inputs.capgo_key})
+    elif inputs.command == "publish":
+        verify_capgo_key(config, env)
     # keys.report is the `report-key` input, never a key file CI does not have (ADR 0010).
     keys = {k: v for k, v in config.keys.items() if k != "report"}
     if inputs.report_key is not None:
@@ -105,20 +107,9 @@ def verify_config_key(config: Config, channel: str, env: Mapping[str, str]) -> N
     Without this, an unset secret surfaces as "file keys/beta.pem is not readable", which sends
     people looking for a file instead of the secret they forgot to set.
     """
-    ref = config.keys.get(channel)
-    where = f"keys.{channel} in {config.path.name} is {describe_ref(ref or '')}"
-    if ref is None:
-        fallback = f"{config.path.name} names no key for {channel} under `keys:`"
-    elif ref.startswith("file:"):
-        if Path(ref.removeprefix("file:")).exists():
-            return
-        fallback = f"{where}, which does not exist here"
-    elif ref.startswith("env:"):
-        if env.get(ref.removeprefix("env:"), "").strip():
-            return
-        fallback = f"{where}, which is not set or empty"
-    else:
-        return  # a KMS, Vault or AWS reference: resolved (and explained) by otaseal.secrets
+    fallback = _missing_key(config, channel, env)
+    if fallback is None:
+        return
     name = secret_name(channel)
     raise InputError(
         f"the input 'signing-key' is empty (a secret that is not set reaches the Action "
@@ -128,6 +119,41 @@ def verify_config_key(config: Config, channel: str, env: Mapping[str, str]) -> N
         f"the repository, or to the environment the job runs in, and pass it as "
         f"`signing-key: ${{{{ secrets.{name} }}}}` under `with:`",
     )
+
+
+def verify_capgo_key(config: Config, env: Mapping[str, str]) -> None:
+    """The same check for ``capgo-key`` when ``formats`` has capgo: name the secret, not a file."""
+    if "capgo" not in config.formats:
+        return
+    fallback = _missing_key(config, "capgo", env)
+    if fallback is None:
+        return
+    raise InputError(
+        f"{config.path.name} publishes the capgo format, the input 'capgo-key' is empty (a "
+        f"secret that is not set reaches the Action empty), and {fallback}",
+        expected="the Capgo RSA private key (keys/capgo.pem from `otaseal keygen --kind capgo`), "
+        "passed from a secret",
+        fix="add the secret OTASEAL_CAPGO_KEY to the repository (or the job's environment) and "
+        "pass it as `capgo-key: ${{ secrets.OTASEAL_CAPGO_KEY }}` under `with:`, or drop capgo "
+        "from `formats:`",
+    )
+
+
+def _missing_key(config: Config, name: str, env: Mapping[str, str]) -> str | None:
+    """Why otaseal.yml's ``keys.<name>`` cannot work here, or None when it may."""
+    ref = config.keys.get(name)
+    where = f"keys.{name} in {config.path.name} is {describe_ref(ref or '')}"
+    if ref is None:
+        return f"{config.path.name} names no key for {name} under `keys:`"
+    if ref.startswith("file:"):
+        if Path(ref.removeprefix("file:")).exists():
+            return None
+        return f"{where}, which does not exist here"
+    if ref.startswith("env:"):
+        if env.get(ref.removeprefix("env:"), "").strip():
+            return None
+        return f"{where}, which is not set or empty"
+    return None  # a KMS, Vault or AWS reference: resolved (and explained) by otaseal.secrets
 
 
 # --- failing -------------------------------------------------------------------------------------
