@@ -225,26 +225,16 @@ def install_release(
     from otaseal.archive import extract  # noqa: PLC0415 - only when installing
     from otaseal.formats.delta import index_bytes  # noqa: PLC0415
 
-    cipher, plain = work / "bundle.cub", work / "bundle.zip"
-    what = f"the bundle of {release.short}"
-    _download(
+    plain = _fetch_sealed(
         fetcher,
         bundle_key(app, release.sha256),
-        cipher,
-        sha256=release.sha256,
-        length=release.length,
-        what=what,
+        work / "bundle",
+        sealed=(release.sha256, release.length),
+        plaintext=(release.plaintext_sha256, release.plaintext_length),
+        decryption_key=decryption_key,
+        what=f"the bundle of {release.short}",
         progress=progress,
         tally=tally,
-    )
-    _decrypt(
-        cipher,
-        plain,
-        decryption_key,
-        sha256=release.plaintext_sha256,
-        length=release.plaintext_length,
-        what=what,
-        progress=progress,
     )
     old = out_dir.with_name(out_dir.name + ".otaseal-old")
     _remove_stale(old)
@@ -262,6 +252,46 @@ def install_release(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return index_json
+
+
+def _fetch_sealed(
+    fetcher: Fetcher,
+    key: str,
+    stem: Path,
+    *,
+    sealed: tuple[str, int],
+    plaintext: tuple[str, int],
+    decryption_key: DecryptionKey,
+    what: str,
+    progress: Progress,
+    tally: _Tally | None,
+) -> Path:
+    """Steps 14–17 for any sealed object (a bundle or a patch): the checked plaintext's path.
+
+    Download at most the signed length and check its SHA-256 before decrypting, then decrypt
+    within the signed plaintext length and check that digest too.
+    """
+    cipher, plain = stem.with_suffix(".cub"), stem.with_suffix(".plain")
+    _download(
+        fetcher,
+        key,
+        cipher,
+        sha256=sealed[0],
+        length=sealed[1],
+        what=what,
+        progress=progress,
+        tally=tally,
+    )
+    _decrypt(
+        cipher,
+        plain,
+        decryption_key,
+        sha256=plaintext[0],
+        length=plaintext[1],
+        what=what,
+        progress=progress,
+    )
+    return plain
 
 
 def _staging_path(out_dir: Path) -> Path:
@@ -307,27 +337,18 @@ def build_from_patch(
 
     if release.delta is None:  # pragma: no cover - usable_patch found the patch there
         raise ValueError(release.short)
-    cipher, plain = work / "patch.cub", work / "patch.bin"
-    what = f"the patch from {patch.base_label or patch.base[:12]} to {release.short}"
+    stem = work / "patch"
     try:
-        _download(
+        plain = _fetch_sealed(
             fetcher,
             bundle_key(app, patch.sha256),
-            cipher,
-            sha256=patch.sha256,
-            length=patch.length,
-            what=what,
+            stem,
+            sealed=(patch.sha256, patch.length),
+            plaintext=(patch.plaintext_sha256, patch.plaintext_length),
+            decryption_key=decryption_key,
+            what=f"the patch from {patch.base_label or patch.base[:12]} to {release.short}",
             progress=progress,
             tally=tally,
-        )
-        _decrypt(
-            cipher,
-            plain,
-            decryption_key,
-            sha256=patch.plaintext_sha256,
-            length=patch.plaintext_length,
-            what=what,
-            progress=progress,
         )
         with plain.open("rb") as src:
             header = read_header(src, patch.plaintext_length, base_index=base_index)
@@ -347,9 +368,9 @@ def build_from_patch(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-    finally:
-        cipher.unlink(missing_ok=True)
-        plain.unlink(missing_ok=True)
+    finally:  # the patch is worth nothing once applied or refused: free its space for the bundle
+        for leftover in (stem.with_suffix(".cub"), stem.with_suffix(".plain")):
+            leftover.unlink(missing_ok=True)
     return staging, header.index_json
 
 
