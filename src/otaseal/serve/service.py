@@ -583,35 +583,28 @@ class Service:
     def bundle_path(self, app: str, name: str) -> Path:
         """The file behind ``/bundles/<app>/<sha>.capgo.zip``, or ``not_found``."""
         sha = name.removesuffix(".capgo.zip")
-        root = getattr(self.store, "root", None)
-        if (
-            root is None
-            or not isinstance(self.urls, ServedUrls)
-            or app not in self.apps
-            or not APP_ID_RE.fullmatch(app)
-            or not name.endswith(".capgo.zip")
-            or not SHA256_RE.fullmatch(sha)
-        ):
+        if not name.endswith(".capgo.zip"):
             raise RequestError("not_found")
-        path: Path = root.joinpath(*capgo_key(app, sha).split("/"))
-        if not path.is_file():
-            raise RequestError("not_found", "No such bundle")
-        return path
+        return self._served(app, sha, capgo_key, "No such bundle")
 
     def file_path(self, app: str, name: str) -> Path:
         """The body behind ``/files/<app>/<sha>`` (manifest mode), or ``not_found``."""
+        return self._served(app, name, file_key, "No such file")
+
+    def _served(self, app: str, sha: str, key: Callable[[str, str], str], missing: str) -> Path:
+        """A stored object this process serves itself (folder store, no public URL)."""
         root = getattr(self.store, "root", None)
         if (
             root is None
             or not isinstance(self.urls, ServedUrls)
             or app not in self.apps
             or not APP_ID_RE.fullmatch(app)
-            or not SHA256_RE.fullmatch(name)
+            or not SHA256_RE.fullmatch(sha)
         ):
             raise RequestError("not_found")
-        path: Path = root.joinpath(*file_key(app, name).split("/"))
+        path: Path = root.joinpath(*key(app, sha).split("/"))
         if not path.is_file():
-            raise RequestError("not_found", "No such file")
+            raise RequestError("not_found", missing)
         return path
 
     def healthy(self) -> dict[str, object]:
