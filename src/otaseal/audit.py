@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 
 from otaseal import trust
 from otaseal.errors import Error, OversizeMetadataError
-from otaseal.formats.capgo_files import list_key
+from otaseal.formats.capgo_files import FileList, file_key, list_key
 from otaseal.model import format_time
 from otaseal.rootkeys.expiry import FAIL_BEFORE
 from otaseal.store import bundle_key, capgo_key, manifest_key, pointer_key, root_key
@@ -466,6 +466,25 @@ def expected_objects(
     return expected, out
 
 
+def expected_bodies(
+    app: str, lists: Mapping[str, tuple[Expected, FileList]]
+) -> dict[str, Expected]:
+    """Each manifest-mode file body an intact file list names, as an object to check.
+
+    Bodies are shared by releases, so one body gathers the referrers (and "served") of every
+    list that names it; serve and the plugin check each body's content, this checks it is there.
+    """
+    out: dict[str, Expected] = {}
+    for listed, file_list in lists.values():
+        for file in file_list.files:
+            key = file_key(app, file.body_sha256)
+            before = out.get(key)
+            referrers = (*listed.referrers[:1], *(before.referrers if before else ()))
+            served = listed.served or (before is not None and before.served)
+            out[key] = Expected(key, file.body_sha256, file.length, referrers[:4], served)
+    return out
+
+
 def check_objects(
     expected: Mapping[str, Expected], measured: Mapping[str, Measured | None]
 ) -> list[Finding]:
@@ -475,6 +494,7 @@ def check_objects(
         got = measured.get(key)
         what = "Capgo artifact" if key.endswith(".capgo.zip") else "bundle"
         what = "Capgo file list" if key.endswith(".capgo-files.json") else what
+        what = "Capgo file body" if "/capgo-files/" in key else what
         named = ", ".join(want.referrers[:3]) + (" …" if len(want.referrers) > 3 else "")  # noqa: PLR2004
         problem = None
         if got is None:

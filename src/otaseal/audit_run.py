@@ -7,14 +7,17 @@ listed or read is a ``StoreError`` (exit 5); everything else becomes a finding.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from otaseal import audit, trust
-from otaseal.errors import InputError, LengthError, NotFoundError
+from otaseal.errors import Error, InputError, LengthError, NotFoundError
+from otaseal.formats.capgo_files import FileList, parse_list
 from otaseal.model import format_time
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from datetime import datetime
 
     from otaseal.operations import Project
@@ -119,12 +122,37 @@ def run_audit(project: Project) -> AuditReport:
         key: _measure(store, key, want.length) if key in present else None
         for key, want in meta.expected.items()
     }
+    bodies = audit.expected_bodies(app, _intact_lists(store, meta.expected, measured))
     findings = (
         *meta.findings,
         *audit.check_objects(meta.expected, measured),
+        *audit.check_objects(
+            bodies,
+            {k: _measure(store, k, e.length) if k in present else None for k, e in bodies.items()},
+        ),
         *audit.check_orphans(app, keys, meta.expected),
     )
     return AuditReport(app, store.describe(), now, findings, meta, len(keys))
+
+
+def _intact_lists(
+    store: Storage,
+    expected: Mapping[str, audit.Expected],
+    measured: Mapping[str, audit.Measured | None],
+) -> dict[str, tuple[audit.Expected, FileList]]:
+    """The Capgo file lists that are as signed (a bad one is already a finding), parsed."""
+    out: dict[str, tuple[audit.Expected, FileList]] = {}
+    for key, want in expected.items():
+        got = measured.get(key)
+        if not key.endswith(".capgo-files.json") or got is None or got.sha256 != want.sha256:
+            continue
+        try:
+            data = store.fetch(key, max_bytes=want.length)
+            count = len(json.loads(data).get("files", ()))
+            out[key] = (want, parse_list(data, count=count))
+        except (Error, ValueError, AttributeError):
+            continue  # changed since it was measured, or signed but unreadable: serve refuses it
+    return out
 
 
 def _is_metadata(app: str, key: str) -> bool:

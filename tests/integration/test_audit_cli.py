@@ -92,6 +92,41 @@ def test_audit_catches_a_tampered_capgo_artifact(
     assert "Traceback" not in result.stderr
 
 
+def test_audit_catches_a_missing_and_a_tampered_capgo_file_body(
+    tmp_path: Path, moto: Server, moto_s3: Any
+) -> None:
+    """Manifest mode's bodies are named by a signed list: audit finds one gone or altered."""
+    from tests.conftest import NOW
+
+    from otaseal.project import init_project
+
+    project_dir = tmp_path / "capgo-project"
+    init_project(APP, project_dir, now=NOW, formats=["sealed", "capgo"])
+    bucket = "audit-capgo-files"
+    moto_s3.create_bucket(Bucket=bucket)
+    store_args = ["--store", f"s3://{bucket}/u", "--s3-endpoint", moto.url]
+    build = make_build(tmp_path / "b", "one")
+    ok_json(
+        otaseal("publish", str(build), "--channel", "beta", "--json", *store_args, cwd=project_dir)
+    )
+    listed = moto_s3.list_objects_v2(Bucket=bucket, Prefix=f"u/{APP}/capgo-files/")
+    first, second = sorted(o["Key"] for o in listed["Contents"])[:2]
+    moto_s3.delete_object(Bucket=bucket, Key=first)
+    body = bytearray(moto_s3.get_object(Bucket=bucket, Key=second)["Body"].read())
+    body[-1] ^= 1
+    moto_s3.put_object(Bucket=bucket, Key=second, Body=bytes(body))
+
+    result = otaseal("audit", "--json", *store_args, cwd=project_dir)
+
+    assert result.returncode == 4, result.stderr
+    doc = one_json(result.stdout)
+    assert sorted((f["code"], f["key"]) for f in doc["findings"]) == [
+        ("capgo-hash", second.removeprefix("u/")),
+        ("capgo-missing", first.removeprefix("u/")),
+    ]
+    assert any("Capgo file body" in f["message"] for f in doc["findings"])
+
+
 def test_audit_of_a_store_it_cannot_reach_exits_5(project_dir: Path) -> None:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
