@@ -10,9 +10,9 @@ import brotli  # type: ignore[import-untyped]
 import pytest
 
 from otaseal import crypto
-from otaseal.errors import MalformedMetadataError
+from otaseal.errors import DecryptionError, HashMismatchError, MalformedMetadataError
 from otaseal.formats import capgo_files
-from otaseal.formats.capgo import recover_checksum
+from otaseal.formats.capgo import recover_checksum, session_key_of
 
 APP = "com.example.app"
 BIG = b"const answer = 42;\n" * 2000  # compresses well, over 8 KiB
@@ -60,6 +60,44 @@ def test_every_file_decodes_to_itself_under_the_app_content_key(
     }
     assert built.pointer.count == len(FILES)
     assert built.pointer.sha256 == hashlib.sha256(built.list_object).hexdigest()
+
+
+def test_open_body_is_what_the_plugin_gets_and_refuses_a_changed_body(
+    key: crypto.CapgoPrivateKey,
+) -> None:
+    built = capgo_files.build(FILES, key, APP)
+    listed = capgo_files.parse_list(built.list_object, count=len(FILES))
+    session_key = session_key_of(key, *key.content_key(APP))
+    for entry, (_, data) in zip(listed.files, FILES, strict=True):
+        body = built.bodies[entry.body_sha256]
+        opened = capgo_files.open_body(
+            entry.file_name,
+            body,
+            file_hash=entry.file_hash,
+            session_key=session_key,
+            public_key=key.public,
+        )
+        assert opened == data
+    app_js = listed.files[0]
+    tampered = bytearray(built.bodies[app_js.body_sha256])
+    tampered[-17] ^= 1  # the last block but one: the padding still checks, the bytes do not
+    with pytest.raises((HashMismatchError, DecryptionError)):
+        capgo_files.open_body(
+            app_js.file_name,
+            bytes(tampered),
+            file_hash=app_js.file_hash,
+            session_key=session_key,
+            public_key=key.public,
+        )
+    index = next(f for f in listed.files if f.path == "index.html")
+    with pytest.raises(HashMismatchError, match="the signed file_hash"):
+        capgo_files.open_body(
+            index.file_name,
+            built.bodies[index.body_sha256],
+            file_hash=app_js.file_hash,  # another file's signed hash
+            session_key=session_key,
+            public_key=key.public,
+        )
 
 
 def test_unchanged_files_make_the_same_objects_in_the_next_release(

@@ -191,7 +191,8 @@ def _b64(text: str, what: str) -> bytes:
         ) from None
 
 
-def _session(session_key: str, public_key: CapgoPublicKey) -> tuple[bytes, bytes]:
+def open_session(session_key: str, public_key: CapgoPublicKey) -> tuple[bytes, bytes]:
+    """``(IV, AES key)`` of a ``session_key``, recovered with the public key (as the plugin)."""
     parts = session_key.split(":")
     if len(parts) != 2 or not all(parts):  # noqa: PLR2004 - IV and key
         raise DecryptionError(
@@ -244,7 +245,7 @@ def verify_artifact(
     any error the caller must discard what ``out`` received. ``max_length`` and ``sha256`` are
     the artifact's signed length and digest, when the caller has a release entry.
     """
-    iv, aes_key = _session(session_key, public_key)
+    iv, aes_key = open_session(session_key, public_key)
     expected = recover_checksum(checksum, public_key)
     chunks = iter(lambda: src.read(_READ_SIZE), b"") if hasattr(src, "read") else src
     cipher = CbcDecryptor(aes_key, iv)

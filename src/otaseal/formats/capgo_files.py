@@ -24,9 +24,15 @@ from typing import TYPE_CHECKING, Final
 import brotli  # type: ignore[import-untyped]  # no stubs; one call, typed below
 
 from otaseal import jsonread
-from otaseal.crypto import CbcEncryptor
-from otaseal.errors import Error, InputError, MalformedMetadataError
-from otaseal.formats.capgo import session_key_of
+from otaseal.crypto import CbcDecryptor, CbcEncryptor
+from otaseal.errors import (
+    DecryptionError,
+    Error,
+    HashMismatchError,
+    InputError,
+    MalformedMetadataError,
+)
+from otaseal.formats.capgo import open_session, recover_checksum, session_key_of
 from otaseal.model import CapgoFiles
 
 if TYPE_CHECKING:
@@ -34,7 +40,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from otaseal.archive import Index
-    from otaseal.crypto import CapgoPrivateKey
+    from otaseal.crypto import CapgoPrivateKey, CapgoPublicKey
     from otaseal.formats.capgo import CapgoResult
     from otaseal.model import ChannelManifest
     from otaseal.store import Storage
@@ -177,6 +183,40 @@ def encode_body(path: str, data: bytes, aes_key: bytes, iv: bytes) -> tuple[str,
             plain, name = packed, path + BR
     cipher = CbcEncryptor(aes_key, iv)
     return name, bytes(cipher.update(plain)) + cipher.finalize()
+
+
+def open_body(
+    file_name: str, body: bytes, *, file_hash: str, session_key: str, public_key: CapgoPublicKey
+) -> bytes:
+    """One manifest entry's file as the plugin gets it (reference §2.2 steps 4–6), or an error.
+
+    Decrypt with the bundle's session key and IV, Brotli-decode when the name ends in ``.br``,
+    and compare the SHA-256 with the hash recovered from ``file_hash``. CBC is not
+    authenticated: nothing of a body that fails here may be used.
+    """
+    iv, aes_key = open_session(session_key, public_key)
+    cipher = CbcDecryptor(aes_key, iv)
+    plain = bytes(cipher.update(body)) + cipher.finalize()
+    if file_name.endswith(BR) and plain == EMPTY_BROTLI:
+        plain = b""  # both platforms special-case the empty stream
+    elif file_name.endswith(BR):
+        try:
+            plain = brotli.decompress(plain)
+        except brotli.error:
+            raise DecryptionError(
+                f"the body of {file_name} is not a Brotli stream",
+                expected="a Brotli stream, as the .br suffix says",
+                fix=_FIX,
+            ) from None
+    expected = recover_checksum(file_hash, public_key)
+    actual = hashlib.sha256(plain).hexdigest()
+    if actual != expected:
+        raise HashMismatchError(
+            f"{file_name} has SHA-256 {actual[:16]}… once opened",
+            expected=f"{expected[:16]}…, the signed file_hash",
+            fix=_FIX,
+        )
+    return plain
 
 
 def build(
