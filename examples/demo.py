@@ -8,6 +8,7 @@ running ``@capgo/capacitor-updater`` updates through ``otaseal serve`` and repor
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -25,7 +26,8 @@ from typing import Any
 import requests
 
 from otaseal.crypto import CapgoPublicKey, load_capgo_public_key
-from otaseal.formats.capgo import verify_artifact
+from otaseal.formats.capgo import recover_checksum, verify_artifact
+from otaseal.formats.capgo_files import open_body
 from otaseal.trust import rollout_bucket
 
 HERE = Path(__file__).resolve().parent
@@ -120,14 +122,17 @@ def pick_devices(salt: str, basis_points: int) -> tuple[str, str]:
 class PluginPhone:
     """A phone running ``@capgo/capacitor-updater`` 8 with ``publicKey`` set, on its shipped build.
 
-    It does what the plugin does (docs/self-hosting.md): POST the info object to ``updateUrl``,
-    GET the ``url``, recover the AES key and the checksum with the public key, decrypt, compare,
-    unzip, switch, and report to ``statsUrl``.
+    It does what the plugin does (docs/self-hosting.md): POST the info object to ``updateUrl``;
+    with a ``manifest`` in the reply (plugin 8 takes it), reuse each file its shipped build already
+    has and GET only the others, each opened with the session key and checked against its signed
+    hash; otherwise GET the zip ``url``, recover the AES key and the checksum, decrypt, compare and
+    unzip. Then switch, and report to ``statsUrl``.
     """
 
-    def __init__(self, base: str, public_key: CapgoPublicKey) -> None:
+    def __init__(self, base: str, public_key: CapgoPublicKey, shipped: Path) -> None:
         self.base = base
         self.public_key = public_key
+        self.shipped = shipped  # the web build inside the app (public/ of the native project)
         self.version_name = "1.0"  # on its builtin bundle the plugin reports the native version
         self.info = {
             "platform": "android",
@@ -154,7 +159,22 @@ class PluginPhone:
         return reply
 
     def install(self, reply: dict[str, Any]) -> list[str]:
-        """Download, decrypt and verify, unzip, switch, and report ``set``."""
+        """Download (per file or the zip), verify, switch, and report ``set``."""
+        names = self._by_manifest(reply) if "manifest" in reply else self._by_zip(reply)
+        old, self.version_name = self.version_name, reply["version"]
+        now = int(time.time() * 1000)
+        events = [
+            self.info | {"action": a, "version_name": v, "old_version_name": o, "timestamp": now}
+            for a, v, o in (
+                ("download_complete", self.version_name, ""),
+                ("set", self.version_name, old),
+            )
+        ]
+        requests.post(f"{self.base}/stats", json=events, timeout=10).raise_for_status()
+        print(f"  POST /stats: download_complete, set {self.version_name} (notifyAppReady called)")
+        return names
+
+    def _by_zip(self, reply: dict[str, Any]) -> list[str]:
         body = requests.get(reply["url"], timeout=30).content
         plain = io.BytesIO()
         verify_artifact(
@@ -167,17 +187,32 @@ class PluginPhone:
         with zipfile.ZipFile(plain) as archive:
             names = archive.namelist()
         print(f"  GET the url: {len(body)} bytes; session key and signed checksum verify")
-        old, self.version_name = self.version_name, reply["version"]
-        now = int(time.time() * 1000)
-        events = [
-            self.info | {"action": a, "version_name": v, "old_version_name": o, "timestamp": now}
-            for a, v, o in (
-                ("download_complete", self.version_name, ""),
-                ("set", self.version_name, old),
-            )
-        ]
-        requests.post(f"{self.base}/stats", json=events, timeout=10).raise_for_status()
-        print(f"  POST /stats: download_complete, set {self.version_name} (notifyAppReady called)")
+        return names
+
+    def _by_manifest(self, reply: dict[str, Any]) -> list[str]:
+        names, fetched, reused = [], 0, 0
+        for entry in reply["manifest"]:
+            name = entry["file_name"].removesuffix(".br")  # the .br says how the body travels
+            want = recover_checksum(entry["file_hash"], self.public_key)
+            have = self.shipped / name
+            if have.is_file() and hashlib.sha256(have.read_bytes()).hexdigest() == want:
+                reused += 1
+            else:
+                body = requests.get(entry["download_url"], timeout=30).content
+                open_body(
+                    entry["file_name"],
+                    body,
+                    file_hash=entry["file_hash"],
+                    session_key=reply["session_key"],
+                    public_key=self.public_key,
+                )
+                fetched += len(body)
+            names.append(name)
+        changed = len(names) - reused
+        print(
+            f"  manifest mode: {len(names)} files, {reused} reused from the shipped build, "
+            f"{changed} downloaded ({fetched} bytes), each checked against its signed hash"
+        )
         return names
 
 
@@ -209,7 +244,7 @@ def serve_and_update(work: Path, project: Path) -> None:
         else:
             sys.exit("demo: otaseal serve did not start")
         key = load_capgo_public_key((project / "keys" / "capgo.pub.pem").read_bytes())
-        phone = PluginPhone(base, key)
+        phone = PluginPhone(base, key, shipped=WEB)
         reply = phone.check()
         names = phone.install(reply)
         print(f"  installed {reply['version']}: {len(names)} files, index.html at the root")
