@@ -213,13 +213,81 @@ def http_seeds() -> list[bytes]:
     ]
 
 
+# --- delta and capgo_list ---------------------------------------------------------------------
+def delta_seeds() -> list[bytes]:
+    """Flag byte, release byte, the patch plaintext (see fuzz_delta.py): real patches."""
+    from fuzz_delta import BASE, BASE_INDEX, NEWS, OLD, TARGET, index_of, write_tree
+
+    from otaseal.formats.delta import make_patch
+
+    seeds = []
+    with tempfile.TemporaryDirectory(prefix="otaseal-fuzz-corpus-") as tmp:
+        base = write_tree(Path(tmp) / "base", OLD)
+        for n, files in enumerate(NEWS):
+            build = write_tree(Path(tmp) / f"new-{n}", files)
+            for flags, dictionary in ((1, BASE_INDEX), (0, b""), (3, BASE_INDEX)):
+                made = make_patch(
+                    base,
+                    build,
+                    index_of(files),
+                    base_bundle=BASE,
+                    target_bundle=TARGET,
+                    base_index=dictionary,
+                    workers=1,
+                )
+                seeds.append(bytes([flags, n]) + made.plaintext)
+    return seeds
+
+
+def capgo_list_seeds() -> list[bytes]:
+    """Mode byte, then a count and a list object, or a name, hash, session key and body."""
+    from fuzz_capgo_list import APP, KEY, SESSION_KEY
+
+    from otaseal.formats import capgo_files
+
+    listed = (VECTORS / "capgo-files.json").read_bytes()
+    count = len(json.loads(listed)["files"])
+    seeds = [b"\0" + bytes([count]) + listed, b"\2" + bytes([count - 1]) + listed]
+    files = [
+        ("a/b.js", b"console.log('hi');\n" * 40),  # Brotli pays
+        ("empty.txt", b""),  # the empty Brotli stream
+        ("img/x.bin", bytes(range(7))),  # Brotli does not pay
+    ]
+    built = capgo_files.build(files, KEY, APP)
+    seeds.append(b"\0" + bytes([len(files)]) + built.list_object)
+    for n, entry in enumerate(capgo_files.parse_list(built.list_object, count=3).files):
+        head = _chunk(entry.file_name.encode()) + _chunk(entry.file_hash.encode())
+        body = built.bodies[entry.body_sha256]
+        seeds.append(b"\1" + head + _chunk(SESSION_KEY.encode()) + body)
+        if n == 0:
+            seeds.append(b"\3" + head + _chunk(b"") + body)
+    return seeds
+
+
 def main() -> None:
-    """Rewrite every seed corpus (``sealed`` only with ``--sealed``)."""
-    if "--sealed" in sys.argv[1:] or not (CORPUS / "sealed").is_dir():
+    """Rewrite the seed corpora named on the command line, else all (``sealed`` only by name).
+
+    ``sealed`` is rewritten when named, given ``--sealed``, or missing.
+    """
+    names = [a for a in sys.argv[1:] if not a.startswith("-")]
+    makers = {
+        "archive": archive_seeds,
+        "metadata": metadata_seeds,
+        "http": http_seeds,
+        "delta": delta_seeds,
+        "capgo_list": capgo_list_seeds,
+    }
+    unknown = sorted(set(names) - {"sealed", *makers})
+    if unknown:
+        sys.exit(
+            f"make_corpus: no target {', '.join(unknown)}; "
+            f"expected some of sealed, {', '.join(makers)}"
+        )
+    if "sealed" in names or "--sealed" in sys.argv[1:] or not (CORPUS / "sealed").is_dir():
         _write("sealed", sealed_seeds())
-    _write("archive", archive_seeds())
-    _write("metadata", metadata_seeds())
-    _write("http", http_seeds())
+    for name, make in makers.items():
+        if not names or name in names:
+            _write(name, make())
 
 
 if __name__ == "__main__":

@@ -31,11 +31,18 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-TARGETS = ("sealed", "archive", "metadata", "http")
+TARGETS = ("sealed", "archive", "metadata", "http", "delta", "capgo_list")
 RSS_LIMIT_MB = 500
 #: Longest input each target may take before it counts as a hang, and the inputs' length cap.
-TIMEOUT = {"sealed": 10, "archive": 10, "metadata": 10, "http": 20}
-MAX_LEN = {"sealed": 8192, "archive": 16384, "metadata": 8192, "http": 4096}
+TIMEOUT = {"sealed": 10, "archive": 10, "metadata": 10, "http": 20, "delta": 10, "capgo_list": 10}
+MAX_LEN = {
+    "sealed": 8192,
+    "archive": 16384,
+    "metadata": 8192,
+    "http": 4096,
+    "delta": 16384,
+    "capgo_list": 8192,
+}
 GOAL = 1_000_000
 #: Scratch in memory when the machine has it: the archive target writes files on every input
 #: (about 4x the executions of a disk-backed /tmp here).
@@ -257,6 +264,8 @@ def report(results: list[Result], seconds: int, started: datetime) -> str:
         "archive": "zip bytes to `archive.extract` with a signed budget",
         "metadata": "envelopes, payloads (raw and signed), `state.json` to the parser and trust",
         "http": "scripted hostile server replies to `HttpFetcher`",
+        "delta": "patch plaintexts to `read_header`, `check_header`, `apply_patch`",
+        "capgo_list": "list objects to `parse_list`; bodies to `open_body`",
     }
     for r in results:
         rate = r.executions / r.seconds if r.seconds else 0

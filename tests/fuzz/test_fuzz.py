@@ -20,7 +20,7 @@ from types import ModuleType
 import pytest
 
 FUZZ = Path(__file__).resolve().parents[2] / "fuzz"
-TARGETS = ("sealed", "archive", "metadata", "http")
+TARGETS = ("sealed", "archive", "metadata", "http", "delta", "capgo_list")
 SMOKE_SECONDS = 2
 CRASHES = sorted(p for p in (FUZZ / "crashes").glob("*/*") if p.is_file())
 
