@@ -9,8 +9,10 @@ into a fresh staging folder.
 Input: one flag byte (bit 0: the head is compressed against the installed release's index, as a
 device stores it; else no dictionary; bit 1: the signed values are those of the index the patch
 carries, so mutated indexes reach the index rules and ``apply_patch``; else those of a fixed
-release), one byte choosing the fixed release, then the patch plaintext. The seeds are real
-patches from :data:`OLD` to each of :data:`NEWS` made by ``make_patch``.
+release; bit 2: the head comes uncompressed and the target compresses it, so mutations edit the
+index and ops JSON rather than break a zstd frame), one byte choosing the fixed release, then
+the patch plaintext, or (bit 2) the head as a two-byte length and its bytes, then the payloads.
+The seeds are real patches from :data:`OLD` to each of :data:`NEWS` made by ``make_patch``.
 
 Besides the error contract it checks what a device relies on: an accepted patch wrote exactly
 the index's files into staging, each with its indexed size and SHA-256, and the installed tree
@@ -82,6 +84,26 @@ SIGNED = tuple(
 )
 
 
+def framed(head: bytes, payloads: bytes, base_index: bytes | None) -> bytes:
+    """A patch plaintext with ``head`` (index length, index, ops) compressed as a publisher does."""
+    frame = delta.compress(head, base_index, level=1)
+    return (
+        delta.MAGIC
+        + bytes.fromhex(BASE + TARGET)
+        + len(frame).to_bytes(4, "big")
+        + frame
+        + payloads
+    )
+
+
+def raw_head(plaintext: bytes, base_index: bytes | None) -> tuple[bytes, bytes]:
+    """``(head, payloads)`` of a patch plaintext: what :func:`framed` takes back."""
+    start = len(delta.MAGIC) + 64
+    end = start + 4 + int.from_bytes(plaintext[start : start + 4], "big")
+    head = delta.decompressor(base_index).stream_reader(plaintext[start + 4 : end]).read()
+    return head, plaintext[end:]
+
+
 def write_tree(root: Path, files: dict[str, bytes]) -> Path:
     """``files`` under ``root`` (made), as a build folder."""
     for name, data in files.items():
@@ -124,8 +146,8 @@ def target(data: bytes) -> None:
     """Read, check and apply one patch; check staging and the installed tree afterwards."""
     src = _harness.Input(data)
     flags, choice = src.int(1), src.int(1)
-    plaintext = src.rest()
     base_index = BASE_INDEX if flags & 1 else None
+    plaintext = framed(src.chunk(), src.rest(), base_index) if flags & 4 else src.rest()
     header = delta.read_header(io.BytesIO(plaintext), len(plaintext), base_index=base_index)
     if flags & 2:
         carried = Index.from_json(header.index_json)

@@ -215,8 +215,8 @@ def http_seeds() -> list[bytes]:
 
 # --- delta and capgo_list ---------------------------------------------------------------------
 def delta_seeds() -> list[bytes]:
-    """Flag byte, release byte, the patch plaintext (see fuzz_delta.py): real patches."""
-    from fuzz_delta import BASE, BASE_INDEX, NEWS, OLD, TARGET, index_of, write_tree
+    """Flag byte, release byte, the patch plaintext or its raw head (see fuzz_delta.py)."""
+    from fuzz_delta import BASE, BASE_INDEX, NEWS, OLD, TARGET, index_of, raw_head, write_tree
 
     from otaseal.formats.delta import make_patch
 
@@ -236,6 +236,9 @@ def delta_seeds() -> list[bytes]:
                     workers=1,
                 )
                 seeds.append(bytes([flags, n]) + made.plaintext)
+                if flags == 1:  # the same patch with its head uncompressed (flag bit 2)
+                    head, payloads = raw_head(made.plaintext, BASE_INDEX)
+                    seeds.append(bytes([flags | 4, n]) + _chunk(head) + payloads)
     return seeds
 
 
