@@ -218,7 +218,7 @@ def delta_seeds() -> list[bytes]:
     """Flag byte, release byte, the patch plaintext or its raw head (see fuzz_delta.py)."""
     from fuzz_delta import BASE, BASE_INDEX, NEWS, OLD, TARGET, index_of, raw_head, write_tree
 
-    from otaseal.formats.delta import make_patch
+    from otaseal.formats.delta import compress, make_patch
 
     seeds = []
     with tempfile.TemporaryDirectory(prefix="otaseal-fuzz-corpus-") as tmp:
@@ -239,6 +239,19 @@ def delta_seeds() -> list[bytes]:
                 if flags == 1:  # the same patch with its head uncompressed (flag bit 2)
                     head, payloads = raw_head(made.plaintext, BASE_INDEX)
                     seeds.append(bytes([flags | 4, n]) + _chunk(head) + payloads)
+    # Self-signed raw heads whose ops read what a device must not follow or read: links to a
+    # file and through a folder, a FIFO, a folder (flags 7: dictionary, carried index, raw head).
+    lib = OLD["assets/lib.js"]
+    index = index_of({"x.js": lib})
+    frame = compress(lib, None, level=1)
+    for source in ("assets/link.js", "linked/lib.js", "pipe", "assets"):
+        for op in (
+            {"from": source, "op": "copy", "path": "x.js"},
+            {"from": source, "length": len(frame), "op": "zstd", "path": "x.js"},
+        ):
+            ops = json.dumps({"files": [op], "version": 2}, separators=(",", ":")).encode()
+            head = len(index).to_bytes(4, "big") + index + ops
+            seeds.append(b"\7\0" + _chunk(head) + (frame if op["op"] == "zstd" else b""))
     return seeds
 
 
