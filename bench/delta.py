@@ -275,6 +275,34 @@ class Trash:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+RECENTLY_DELETED_S = 365  # ext4 passes over inodes freed in the last 60-360 s (see Trash)
+
+
+def remove(path: Path, cache: Path) -> None:
+    """Delete ``path`` and note when, so the next run can wait for the freed inodes to age."""
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+        (cache / "deleted-at").write_text(f"{time.time():.0f}\n")
+
+
+def wait_for_old_deletes(cache: Path) -> None:
+    """Wait until this harness's last delete is older than the kernel's window.
+
+    Run 2 on 2026-11-28 started 40 s after run 1 deleted its folders: the first cases' full
+    installs (which create a file per bundle file) took 3-8x as long as the last case's.
+    """
+    try:
+        since = time.time() - float((cache / "deleted-at").read_text())
+    except (OSError, ValueError):
+        return
+    if since < RECENTLY_DELETED_S:
+        wait = RECENTLY_DELETED_S - since
+        print(
+            f"waiting {wait:.0f} s: the last run deleted its folders {since:.0f} s ago", flush=True
+        )
+        time.sleep(wait)
+
+
 def timed(step: Callable[[], object]) -> float:
     start = time.perf_counter()
     step()
@@ -533,7 +561,8 @@ def main(argv: list[str] | None = None) -> int:
 
     keys = Keys(generate_decryption_key(), generate_capgo_key())
     work = args.cache / "work"
-    shutil.rmtree(work, ignore_errors=True)  # left by an interrupted run
+    remove(work, args.cache)  # left by an interrupted run
+    wait_for_old_deletes(args.cache)
     rows = []
     try:
         for case in cases:
@@ -543,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench/delta.py: {exc}", file=sys.stderr)
         return 1
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        remove(work, args.cache)
     env["load_after"] = _load()
     report = render(rows, skipped, env)
     args.out.mkdir(parents=True, exist_ok=True)
