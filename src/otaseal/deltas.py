@@ -228,9 +228,18 @@ def plan(
                 f"--delta-from {release.label}: {reason}",
                 expected="a release whose sealed bundle is in the store and opens with the "
                 "report key (keys.report; ADR 0010)",
-                fix="name another release, or pass --no-delta to publish without patches",
+                fix=_NO_KEY_FIX
+                if key is None
+                else "name another release, or pass --no-delta to publish without patches",
             )
     return Plan(tuple(bases), explicit=True, key=key, current=current)
+
+
+_NO_KEY_FIX: Final = (
+    "add `report: file:keys/report.pem` under `keys:` in otaseal.yml (the private half of "
+    "report_recipient; in the Action, pass the `report-key` input from a secret), or pass "
+    "--no-delta to publish without patches"
+)
 
 
 def unusable(project: Project, release: Release, key: DecryptionKey | None) -> str | None:
