@@ -166,23 +166,28 @@ class _Counting:
         return self.store.stream(key, max_bytes=max_bytes)
 
 
+def _vector_device(fetcher, tmp_path):
+    """One update check by an in-rollout device of the vectors (root v1, native build 12)."""
+    row = next(r for r in committed_json("rollout.json")["devices"] if r["in_rollout"])
+    return client.check_for_update(
+        fetcher,
+        app=mv.APP,
+        channel="beta",
+        state_dir=tmp_path / "state",
+        decryption_key=KEYS.decryption,
+        install_id=row["install_id"],
+        out_dir=tmp_path / "www",
+        now=mv.NOW,
+        native=12,
+        initial_root=committed("root.json"),
+    )
+
+
 def test_store_delta_installs_by_the_patch_alone(tmp_path):
     store = FolderStore(tmp_path / "store")
-    row = next(r for r in committed_json("rollout.json")["devices"] if r["in_rollout"])
 
     def check(fetcher):
-        return client.check_for_update(
-            fetcher,
-            app=mv.APP,
-            channel="beta",
-            state_dir=tmp_path / "state",
-            decryption_key=KEYS.decryption,
-            install_id=row["install_id"],
-            out_dir=tmp_path / "www",
-            now=mv.NOW,
-            native=12,
-            initial_root=committed("root.json"),
-        )
+        return _vector_device(fetcher, tmp_path)
 
     _serve(store, "store-layout.json")
     assert check(store).status == "installed"
@@ -247,21 +252,9 @@ def test_refusal_cases_cover_the_named_attacks():
 @pytest.mark.parametrize("case", _refusal_cases(), ids=lambda case: case["name"])
 def test_every_refusal_case_installs_the_full_bundle(tmp_path, case):
     store = FolderStore(tmp_path / "store")
-    row = next(r for r in committed_json("rollout.json")["devices"] if r["in_rollout"])
 
     def check():
-        return client.check_for_update(
-            store,
-            app=mv.APP,
-            channel="beta",
-            state_dir=tmp_path / "state",
-            decryption_key=KEYS.decryption,
-            install_id=row["install_id"],
-            out_dir=tmp_path / "www",
-            now=mv.NOW,
-            native=12,
-            initial_root=committed("root.json"),
-        )
+        return _vector_device(store, tmp_path)
 
     _serve(store, "store-layout.json")
     assert check().status == "installed"
